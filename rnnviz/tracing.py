@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, _VF, nn
+from torch import _VF, Tensor, nn
 
 GATE_NAMES = {
     "RNN_TANH": (),
@@ -53,11 +54,26 @@ class Trace:
     cell: Tensor | None  # LSTM c_t
     gates: dict[str, Tensor]  # LSTM input/forget/cell/output, GRU reset/update/new, RNN {}
     grad_hidden: Tensor  # total dL/dh_t under the truncation
-    grad_cell: Tensor | None  # LSTM total dL/dc_t
     grad_norm: Tensor  # (layers, directions, time): ||dL/dh_t||_2 over units, mean over batch
     grad_input: Tensor  # dL/dx in x's layout
     param_grads: dict[str, Tensor] = field(default_factory=dict)  # keyed like module.named_parameters()
     truncation: int | None = None
+
+    @cached_property
+    def grad_cell(self) -> Tensor | None:
+        """LSTM total dL/dc_t (the additive cell path), derived on first access from the fields above."""
+        if self.mode != "LSTM":
+            return None
+
+        def proc(t: Tensor) -> Tensor:  # (D, B, T, H) position <-> (T, D, B, H) processing order
+            return _proc(t.permute(2, 0, 1, 3))
+
+        out = []
+        for layer in range(self.num_layers):
+            g = {"c": proc(self.cell[layer]), "output": proc(self.gates["output"][layer]),
+                 "forget": proc(self.gates["forget"][layer])}
+            out.append(_proc(_lstm_cell_grad(proc(self.grad_hidden[layer]), g, self.truncation)).permute(1, 2, 0, 3))
+        return torch.stack(out)
 
     @property
     def num_layers(self) -> int:
@@ -203,10 +219,6 @@ def _native(mode: str, x: Tensor, hx, flat: list[Tensor], bias: bool, bidirectio
     return out, h, None
 
 
-def _flat(params: list[list[Tensor]], bias: bool) -> list[Tensor]:
-    return [p for ps in params for p in (ps if bias else ps[:2])]
-
-
 def _proc(t: Tensor) -> Tensor:
     """(T, D, ...) position order <-> processing order: flip the reverse direction in time (an involution)."""
     if t.shape[1] == 1:
@@ -217,8 +229,8 @@ def _proc(t: Tensor) -> Tensor:
 def _affine(x: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """x (T, D, B, k) @ W[d]^T + b[d] for each direction d -> (T, D, B, G); one GEMM per direction."""
     T, D, B, k = x.shape
-    return torch.stack([torch.addmm(b[d], x[:, d].reshape(T * B, k), W[d].t()).view(T, B, -1)
-                        for d in range(D)], dim=1)
+    ys = [torch.addmm(b[d], x[:, d].reshape(T * B, k), W[d].t()).view(T, B, -1) for d in range(D)]
+    return ys[0].unsqueeze(1) if D == 1 else torch.stack(ys, dim=1)
 
 
 def _weight_grad(dpre: Tensor, inp: Tensor) -> Tensor:
@@ -247,121 +259,116 @@ def _default_loss(module, batched: bool) -> Callable[[Tensor], Tensor]:
 # The trace
 
 
-@torch.no_grad()
-def _forward_layer(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, params, bias: bool):
-    """Run one layer natively and recompute its gates. x (T, B, in) position order.
+def _run_layer(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, flats: list[list[Tensor]], bias: bool,
+               k: int | None, dropout: float = 0.0, train: bool = False):
+    """One layer through the fused kernel, the state detached every k steps of each direction.
 
-    Returns out (T, B, D*H), h_n, c_n and a dict of time-major processing-order tensors for the backward.
+    x (T, B, in) position order; flats[d] = [w_ih, w_hh(, b_ih, b_hh)]. Autograd flows as usual.
+    Returns output (T, B, D*H), h_n (D, B, H), c_n (D, B, H) | None.
     """
-    D = len(params)
-    T, B, _ = x.shape
-    H = params[0][1].shape[1]
-    hx = (h0, c0) if mode == "LSTM" else h0
-    out, h_n, c_n = _native(mode, x, hx, _flat(params, bias), bias, D == 2)
+    D, T = len(flats), x.shape[0]
+    if k is None or k >= T:  # one call, both directions
+        hx = (h0, c0) if mode == "LSTM" else h0
+        return _native(mode, x, hx, [w for f in flats for w in f], bias, D == 2, dropout, train)
+    outs, hs, cs = [], [], []
+    for d in range(D):
+        xin = x if d == 0 else x.flip(0)
+        h, c = h0[d:d + 1], (None if c0 is None else c0[d:d + 1])
+        chunks = []
+        for start in range(0, T, k):
+            if start > 0:  # truncated BPTT: the state entering this chunk is a constant
+                h, c = h.detach(), (None if c is None else c.detach())
+            o, h, c = _native(mode, xin[start:start + k], (h, c) if mode == "LSTM" else h, flats[d], bias, False,
+                              dropout, train)
+            chunks.append(o)
+        o = torch.cat(chunks, dim=0)
+        outs.append(o if d == 0 else o.flip(0))
+        hs.append(h)
+        cs.append(c)
+    return torch.cat(outs, dim=-1), torch.cat(hs), (torch.cat(cs) if mode == "LSTM" else None)
 
+
+@torch.no_grad()
+def _gates(mode: str, x: Tensor, h: Tensor, h0: Tensor, c0: Tensor | None, params) -> dict:
+    """Gates of one layer for all steps at once from its recorded states (one GEMM per weight matrix).
+
+    x (T, B, in) position order; h (T, D, B, H) processing order; h0, c0 (D, B, H).
+    Returns processing-order (T, D, B, H) tensors: the gates, LSTM "c", and what the GRU backward needs.
+    """
+    T, D, B, H = h.shape
+    if mode not in ("LSTM", "GRU"):
+        return {}
     W_ih = torch.stack([p[0] for p in params])  # (D, GH, in)
     W_hh = torch.stack([p[1] for p in params])  # (D, GH, H)
     b_ih = torch.stack([p[2] for p in params])  # (D, GH)
     b_hh = torch.stack([p[3] for p in params])
-
-    h = _proc(out.view(T, B, D, H).transpose(1, 2))  # (T, D, B, H) processing order
-    prev = torch.cat([h0.unsqueeze(0), h[:-1]], dim=0)  # (T, D, B, H): state entering each step
+    prev = torch.cat([h0.unsqueeze(0), h[:-1]], dim=0)  # (T, D, B, H): the state entering each step
     xp = _proc(x.unsqueeze(1).expand(T, D, B, x.shape[-1]))  # (T, D, B, in)
     gi = _affine(xp, W_ih, b_ih)  # (T, D, B, GH) input side
     gh = _affine(prev, W_hh, b_hh)  # (T, D, B, GH) hidden side
-    st = {"h": h, "prev": prev, "xp": xp, "W_ih": W_ih, "W_hh": W_hh}
-
-    if mode == "RNN_TANH":
-        st["A"] = 1 - h * h  # tanh'(a) = 1 - h^2
-    elif mode == "RNN_RELU":
-        st["A"] = ((gi + gh) > 0).to(h.dtype)
-    elif mode == "LSTM":
+    if mode == "LSTM":
         i, f, g, o = (gi + gh).chunk(4, dim=-1)
-        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+        i, f, g, o = i.sigmoid_(), f.sigmoid_(), g.tanh_(), o.sigmoid_()
         ig = i * g
-        c = torch.empty_like(h)  # (T, D, B, H)
-        c_prev = c0.view(D, B, H)
+        c = torch.empty_like(h)
+        c_prev = c0
         for s in range(T):  # c_s = f_s * c_{s-1} + i_s * g_s
             c_prev = torch.addcmul(ig[s], f[s], c_prev, out=c[s])
-        c_prev_all = torch.cat([c0.unsqueeze(0), c[:-1]], dim=0)
-        tc = c.tanh()
-        st.update(c=c, gates={"input": i, "forget": f, "cell": g, "output": o}, f=f,
-                  Ac=o * (1 - tc * tc),  # dh/dc
-                  # coefficients turning (dc, dc, dc, dh) into the four pre-activation gradients
-                  coef=torch.stack([g * i * (1 - i), c_prev_all * f * (1 - f), i * (1 - g * g),
-                                    tc * o * (1 - o)], dim=3))  # (T, D, B, 4, H)
-    else:  # GRU
+        return {"input": i, "forget": f, "cell": g, "output": o, "c": c}
+    if mode == "GRU":
         gi_r, gi_z, gi_n = gi.chunk(3, dim=-1)
         gh_r, gh_z, gh_n = gh.chunk(3, dim=-1)
-        r, z = (gi_r + gh_r).sigmoid(), (gi_z + gh_z).sigmoid()
-        n = (gi_n + r * gh_n).tanh()
-        Cn = (1 - z) * (1 - n * n)  # dL/dn_pre = d * Cn
-        Cr = Cn * gh_n * r * (1 - r)  # dL/dr_pre = d * Cr
-        Cz = (prev - n) * z * (1 - z)  # dL/dz_pre = d * Cz
-        st.update(gates={"reset": r, "update": z, "new": n}, z=z,
-                  coef_h=torch.stack([Cr, Cz, Cn * r], dim=3),  # hidden-side pre-activation grads
-                  coef_i=torch.stack([Cr, Cz, Cn], dim=3))  # input-side
-    return out, h_n, c_n, st
+        r, z = (gi_r + gh_r).sigmoid_(), (gi_z + gh_z).sigmoid_()
+        n = (gi_n + r * gh_n).tanh_()
+        return {"reset": r, "update": z, "new": n, "gh_n": gh_n, "prev": prev, "xp": xp,
+                "W_ih": W_ih, "W_hh": W_hh}
+    return {}
 
 
 @torch.no_grad()
-def _backward_layer(mode: str, st: dict, e: Tensor, k: int | None):
-    """Backward recursion for one layer. e (T, D, B, H): direct gradient, processing order.
+def _gru_backward(st: dict, e: Tensor, k: int | None):
+    """Explicit backward recursion of a GRU layer (PyTorch's r, z, n), processing order:
 
-    Returns d (T, D, B, H) total dL/dh, dc (LSTM) , dgi, dgh (T, D, B, GH) pre-activation gradients.
+        dn = d (1-z)(1-n^2),  dz = d (h_{t-1} - n) z(1-z),  dr = dn (W_hn h_{t-1} + b_hn) r(1-r)
+        d_{t-1} = e_{t-1} + z_t d_t + W_hh^T [dr | dz | r dn]   (recurrent term dropped at a truncation cut)
+
+    e (T, D, B, H) direct gradient. Returns d (total dL/dh), dgi, dgh (T, D, B, 3H) pre-activation grads.
     """
     T, D, B, H = e.shape
-    W_hh = st["W_hh"]  # (D, GH, H)
+    r, z, n, gh_n, prev, W_hh = st["reset"], st["update"], st["new"], st["gh_n"], st["prev"], st["W_hh"]
+    Cn = (1 - z) * (1 - n * n)
+    Cr = Cn * gh_n * r * (1 - r)
+    coef_h = torch.stack([Cr, (prev - n) * z * (1 - z), Cn * r], dim=3)  # (T, D, B, 3, H)
     d = torch.empty_like(e)
     d[T - 1] = e[T - 1]
-
-    def cut(s: int) -> bool:  # the state entering step s was detached
-        return k is not None and s % k == 0
-
-    if mode in ("RNN_TANH", "RNN_RELU"):
-        A = st["A"]
-        dpre = torch.empty_like(e)
-        for s in range(T - 1, -1, -1):
-            torch.mul(d[s], A[s], out=dpre[s])
-            if s == 0:
-                break
-            if cut(s):
-                d[s - 1] = e[s - 1]
-            else:
-                torch.baddbmm(e[s - 1], dpre[s], W_hh, out=d[s - 1])  # e + dpre @ W_hh
-        return d, None, dpre, dpre
-
-    if mode == "LSTM":
-        Ac, f, coef = st["Ac"], st["f"], st["coef"]
-        dc = torch.empty_like(e)
-        dpre = torch.empty(T, D, B, 4 * H, dtype=e.dtype)
-        carry = torch.zeros(D, B, H, dtype=e.dtype)
-        for s in range(T - 1, -1, -1):
-            gc = torch.addcmul(carry, d[s], Ac[s], out=dc[s])  # total dL/dc_s
-            torch.mul(torch.stack((gc, gc, gc, d[s]), dim=2), coef[s], out=dpre[s].view(D, B, 4, H))
-            if s == 0:
-                break
-            if cut(s):
-                d[s - 1] = e[s - 1]
-                carry = torch.zeros_like(carry)
-            else:
-                torch.baddbmm(e[s - 1], dpre[s], W_hh, out=d[s - 1])
-                carry = gc * f[s]
-        return d, dc, dpre, dpre
-
-    # GRU
-    z, coef_h = st["z"], st["coef_h"]
     dgh = torch.empty(T, D, B, 3 * H, dtype=e.dtype)
     for s in range(T - 1, -1, -1):
         torch.mul(d[s].unsqueeze(2), coef_h[s], out=dgh[s].view(D, B, 3, H))
         if s == 0:
             break
-        if cut(s):
+        if k is not None and s % k == 0:  # the state entering step s was detached
             d[s - 1] = e[s - 1]
         else:
             torch.baddbmm(torch.addcmul(e[s - 1], d[s], z[s]), dgh[s], W_hh, out=d[s - 1])
-    dgi = (d.unsqueeze(3) * st["coef_i"]).view(T, D, B, 3 * H)
-    return d, None, dgi, dgh
+    coef_h[:, :, :, 2] = Cn  # input side: n's pre-activation is not gated by r
+    dgi = (d.unsqueeze(3) * coef_h).view(T, D, B, 3 * H)
+    return d, dgi, dgh
+
+
+def _lstm_cell_grad(d: Tensor, gates: dict, k: int | None) -> Tensor:
+    """Total dL/dc_t from the total dL/dh_t: dc_t = d_t o_t (1 - tanh^2 c_t) + f_{t+1} dc_{t+1}."""
+    T = d.shape[0]
+    tc = gates["c"].tanh()
+    direct = d * gates["output"] * (1 - tc * tc)
+    f = gates["forget"]
+    dc = torch.empty_like(d)
+    dc[T - 1] = direct[T - 1]
+    for s in range(T - 2, -1, -1):
+        if k is not None and (s + 1) % k == 0:
+            dc[s] = direct[s]
+        else:
+            torch.addcmul(direct[s], f[s + 1], dc[s + 1], out=dc[s])
+    return dc
 
 
 def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | None = None, *,
@@ -372,107 +379,149 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
     top layer's final state of each direction. truncation=k detaches the recurrent state every k steps,
     counted from the first step each direction processes (PyTorch-style truncated BPTT).
     The module is only read. Inter-layer dropout is not applied (the deterministic network, as in eval).
+
+    RNN and LSTM: the fused kernel runs forward and backward once, on the input augmented with zeros
+    Z_t whose input weights are W_hh. Z changes nothing forward, and dL/dZ_t = W_hh^T dL/da_t (a_t the
+    pre-activation), the recurrent part of the total derivative:  dL/dh_{t-1} = e_{t-1} + dL/dZ_t,
+    with e the gradient arriving from the layer above or the loss. GRU: its r gates W_hn h, so the trick
+    does not apply; an explicit backward recursion (`_gru_backward`) does the same job.
     """
     mode = _mode_of(module)
     k = _check_truncation(truncation)
     xt, batched = _check_input(module, x)  # (T, B, in)
     T, B, _ = xt.shape
     L, D, H = module.num_layers, (2 if module.bidirectional else 1), module.hidden_size
-    dtype = xt.dtype
-    h0_all, c0_all = _check_h0(module, h0, B, batched, dtype)
+    h0_all, c0_all = _check_h0(module, h0, B, batched, xt.dtype)
     if loss_fn is None:
         loss_fn = _default_loss(module, batched)
     elif not callable(loss_fn):
         raise TypeError("loss_fn must be callable: output -> scalar tensor")
+    native_grad = mode != "GRU"
 
-    # 1-2. forward, layer by layer
-    states, h_ns, c_ns = [], [], []
-    inp = xt
-    for layer in range(L):
-        sl = slice(layer * D, (layer + 1) * D)
-        params = _layer_params(module, layer, detach=True)
-        inp, h_n, c_n, st = _forward_layer(mode, inp, h0_all[sl], None if c0_all is None else c0_all[sl],
-                                           params, module.bias)
-        states.append(st)
-        h_ns.append(h_n)
-        c_ns.append(c_n)
-    out_tm = inp  # (T, B, D*H)
-    output = out_tm.transpose(0, 1) if module.batch_first else out_tm
-    if not batched:
-        output = output.squeeze(0 if module.batch_first else 1)
-    output = output.contiguous()
+    # 1. forward, layer by layer, with autograd where the kernel's backward will be used
+    x_leaf = xt.clone().requires_grad_(native_grad)
+    leaves, zs, outs, records, h_ns, c_ns = [], [], [], [], [], []
+    inp = x_leaf
+    with torch.set_grad_enabled(native_grad):
+        for layer in range(L):
+            sl = slice(layer * D, (layer + 1) * D)
+            h0_l, c0_l = h0_all[sl], (None if c0_all is None else c0_all[sl])
+            params = _layer_params(module, layer, detach=True)
+            if native_grad:
+                params = [[p.clone().requires_grad_() for p in ps] for ps in params]
+                leaves.append(params)
+                z = torch.zeros(T, B, D * H, dtype=xt.dtype, requires_grad=True)  # (T, B, D*H)
+                zs.append(z)
+                flats = []
+                for d, (w_ih, w_hh, b_ih, b_hh) in enumerate(params):
+                    w_z = torch.zeros(w_hh.shape[0], D * H, dtype=xt.dtype)  # Z's input weights: W_hh
+                    w_z[:, d * H:(d + 1) * H] = w_hh.detach()
+                    flats.append([torch.cat([w_ih, w_z], dim=1), w_hh] + ([b_ih, b_hh] if module.bias else []))
+                out, h_n, c_n = _run_layer(mode, torch.cat([inp, z], dim=-1), h0_l, c0_l, flats, module.bias, k)
+            else:
+                flats = [ps if module.bias else ps[:2] for ps in params]
+                out, h_n, c_n = _run_layer(mode, inp, h0_l, c0_l, flats, module.bias, k)
+            h = _proc(out.detach().view(T, B, D, H).transpose(1, 2))  # (T, D, B, H) processing order
+            records.append({"h": h, **_gates(mode, inp.detach(), h, h0_l, c0_l,
+                                             [[p.detach() for p in ps] for ps in params])})
+            outs.append(out)
+            h_ns.append(h_n.detach())
+            c_ns.append(None if c_n is None else c_n.detach())
+            inp = out
+        output = out.transpose(0, 1) if module.batch_first else out
+        if not batched:
+            output = output.squeeze(0 if module.batch_first else 1)
 
-    # 3. dL/d(output) through loss_fn only
-    leaf = output.detach().clone().requires_grad_(True)
+
+    # 2. the loss, and the gradients the kernel's backward gives
     with torch.enable_grad():
+        leaf = output if native_grad else output.detach().clone().requires_grad_(True)
         loss = loss_fn(leaf)
+        _check_loss(loss)
+        wrt = [leaf] if not native_grad else (outs + zs + [x_leaf] + [p for lp in leaves for ps in lp for p in ps])
+        grads = torch.autograd.grad(loss.reshape(()), wrt, allow_unused=True)
+    if grads[L - 1 if native_grad else 0] is None:
+        raise ValueError("loss_fn's result does not depend on the output it was given")
+
+    def tm(t: Tensor) -> Tensor:  # (T, B, D*H) -> (T, D, B, H) processing order
+        return _proc(t.reshape(T, B, D, H).transpose(1, 2).contiguous())
+
+    def cut_mask(shift: int) -> Tensor:  # (T,) 1 where the recurrence at step s + shift was not cut
+        s = torch.arange(T) + shift
+        keep = torch.ones(T, dtype=xt.dtype) if k is None else (s % k != 0).to(xt.dtype)
+        return keep.view(T, 1, 1, 1)
+
+    param_grads, d_all = {}, [None] * L
+    if native_grad:
+        g_outs = [torch.zeros(T, B, D * H, dtype=xt.dtype) if g is None else g for g in grads[:L]]
+        g_zs = grads[L:2 * L]
+        grad_input = grads[2 * L]
+        flat_grads = list(grads[2 * L + 1:])
+        for layer in range(L):
+            e = tm(g_outs[layer])  # direct gradient at each step
+            rec = tm(g_zs[layer])  # W_hh^T dL/da_s: recurrent part entering step s
+            d = e.clone()
+            d[:-1] += rec[1:] * cut_mask(1)[:-1]  # dL/dh_{s-1} = e_{s-1} + W_hh^T dL/da_s
+            d_all[layer] = d
+            for dd in range(D):
+                w_ih, w_hh, b_ih, b_hh = (flat_grads.pop(0) for _ in range(4))
+                sfx = f"_l{layer}" + ("_reverse" if dd else "")
+                param_grads["weight_ih" + sfx], param_grads["weight_hh" + sfx] = w_ih, w_hh
+                if module.bias:
+                    param_grads["bias_ih" + sfx], param_grads["bias_hh" + sfx] = b_ih, b_hh
+    else:
+        g = grads[0] if batched else grads[0].unsqueeze(0 if module.batch_first else 1)
+        e = tm(g.transpose(0, 1) if module.batch_first else g)
+        for layer in range(L - 1, -1, -1):
+            st = records[layer]
+            d, dgi, dgh = _gru_backward(st, e, k)
+            d_all[layer] = d
+            dW_ih, dW_hh = _weight_grad(dgi, st["xp"]), _weight_grad(dgh, st["prev"])
+            db_ih, db_hh = dgi.sum(dim=(0, 2)), dgh.sum(dim=(0, 2))
+            for dd in range(D):
+                sfx = f"_l{layer}" + ("_reverse" if dd else "")
+                param_grads["weight_ih" + sfx], param_grads["weight_hh" + sfx] = dW_ih[dd], dW_hh[dd]
+                if module.bias:
+                    param_grads["bias_ih" + sfx], param_grads["bias_hh" + sfx] = db_ih[dd], db_hh[dd]
+            dx = _proc(torch.stack([dgi[:, dd] @ st["W_ih"][dd] for dd in range(D)], dim=1)).sum(dim=1)
+            if layer > 0:
+                e = tm(dx)
+            else:
+                grad_input = dx  # (T, B, in)
+
+    def per_step(ts: list[Tensor]) -> Tensor:  # L x (T, D, B, H) processing -> (L, D, B, T, H) position
+        ts = [_proc(t).permute(1, 2, 0, 3) for t in ts]
+        return ts[0].unsqueeze(0) if len(ts) == 1 else torch.stack(ts)
+
+    grad_hidden = per_step(d_all)
+    grad_input = grad_input.transpose(0, 1) if module.batch_first else grad_input
+    if not batched:
+        grad_input = grad_input.squeeze(0 if module.batch_first else 1)
+    lstm = mode == "LSTM"
+    return Trace(
+        mode=mode,
+        output=output.detach().contiguous(),
+        h_n=torch.cat(h_ns, dim=0),
+        c_n=torch.cat(c_ns, dim=0) if lstm else None,
+        loss=float(loss.detach()),
+        hidden=per_step([r["h"] for r in records]),
+        cell=per_step([r["c"] for r in records]) if lstm else None,
+        gates={name: per_step([r[name] for r in records]) for name in GATE_NAMES[mode]},
+        grad_hidden=grad_hidden,
+        grad_norm=grad_hidden.norm(dim=-1).mean(dim=2),  # (L, D, T)
+        grad_input=grad_input.detach().contiguous(),
+        param_grads={n: param_grads[n].detach() for n, _ in module.named_parameters()},
+        truncation=k,
+    )
+
+
+def _check_loss(loss) -> None:
     if not isinstance(loss, Tensor):
         raise TypeError(f"loss_fn must return a torch.Tensor, got {type(loss).__name__}")
     if loss.numel() != 1:
         raise ValueError(f"loss_fn must return a scalar, got a tensor of shape {tuple(loss.shape)}")
     if not loss.requires_grad:
         raise ValueError("loss_fn's result does not depend on the output it was given")
-    (g_out,) = torch.autograd.grad(loss.reshape(()), leaf, allow_unused=True)
-    if g_out is None:
-        raise ValueError("loss_fn's result does not depend on the output it was given")
-    if not batched:
-        g_out = g_out.unsqueeze(0 if module.batch_first else 1)
-    g_out = g_out.transpose(0, 1) if module.batch_first else g_out  # (T, B, D*H)
-
-    # 4-5. backward recursion, top layer first
-    e = _proc(g_out.reshape(T, B, D, H).transpose(1, 2).contiguous())  # (T, D, B, H) processing order
-    grads_h, grads_c, param_grads = [None] * L, [None] * L, {}
-    grad_input = None
-    for layer in range(L - 1, -1, -1):
-        st = states[layer]
-        d, dc, dgi, dgh = _backward_layer(mode, st, e, k)
-        grads_h[layer], grads_c[layer] = d, dc
-        sfx = f"_l{layer}"
-        dW_ih, dW_hh = _weight_grad(dgi, st["xp"]), _weight_grad(dgh, st["prev"])
-        db_ih, db_hh = dgi.sum(dim=(0, 2)), dgh.sum(dim=(0, 2))
-        for dd in range(D):
-            s = sfx + ("_reverse" if dd else "")
-            param_grads["weight_ih" + s] = dW_ih[dd]
-            param_grads["weight_hh" + s] = dW_hh[dd]
-            if module.bias:
-                param_grads["bias_ih" + s] = db_ih[dd]
-                param_grads["bias_hh" + s] = db_hh[dd]
-        # dL/d(layer input): sum over directions, back to position order
-        W_ih = st["W_ih"]
-        dx = _proc(torch.stack([dgi[:, dd] @ W_ih[dd] for dd in range(D)], dim=1)).sum(dim=1)  # (T, B, in)
-        if layer > 0:
-            e = _proc(dx.view(T, B, D, H).transpose(1, 2).contiguous())
-        else:
-            grad_input = dx
-
-    def per_step(ts: list[Tensor]) -> Tensor:  # L x (T, D, B, H) processing -> (L, D, B, T, H) position
-        return torch.stack([_proc(t).permute(1, 2, 0, 3) for t in ts]).contiguous()
-
-    hidden = per_step([s["h"] for s in states])
-    grad_hidden = per_step(grads_h)
-    gates = {name: per_step([s["gates"][name] for s in states]) for name in GATE_NAMES[mode]}
-    grad_input = grad_input.transpose(0, 1) if module.batch_first else grad_input
-    if not batched:
-        grad_input = grad_input.squeeze(0 if module.batch_first else 1)
-    # ensure parameter-name order matches the module
-    param_grads = {n: param_grads[n] for n, _ in module.named_parameters()}
-
-    return Trace(
-        mode=mode,
-        output=output,
-        h_n=torch.cat(h_ns, dim=0),
-        c_n=torch.cat(c_ns, dim=0) if mode == "LSTM" else None,
-        loss=float(loss.detach()),
-        hidden=hidden,
-        cell=per_step([s["c"] for s in states]) if mode == "LSTM" else None,
-        gates=gates,
-        grad_hidden=grad_hidden,
-        grad_cell=per_step(grads_c) if mode == "LSTM" else None,
-        grad_norm=grad_hidden.norm(dim=-1).mean(dim=2),  # (L, D, T)
-        grad_input=grad_input.contiguous(),
-        param_grads=param_grads,
-        truncation=k,
-    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -494,36 +543,22 @@ def truncated_forward(module: nn.Module, x: Tensor, hx=None, truncation: int | N
     if k is None or k >= T:
         return module(x, hx)
     xt = x.transpose(0, 1) if module.batch_first else x  # (T, B, in)
-    B = xt.shape[1]
     L, D, H = module.num_layers, (2 if module.bidirectional else 1), module.hidden_size
     if hx is None:
-        z = torch.zeros(L * D, B, H, dtype=xt.dtype, device=xt.device)
+        z = torch.zeros(L * D, xt.shape[1], H, dtype=xt.dtype, device=xt.device)
         hx = (z, z) if mode == "LSTM" else z
-    h0_all, c0_all = (hx if mode == "LSTM" else (hx, None))
+    h0_all, c0_all = hx if mode == "LSTM" else (hx, None)
     inp, h_ns, c_ns = xt, [], []
     for layer in range(L):
-        params = _layer_params(module, layer, detach=False)
-        outs = []
-        for d in range(D):
-            xin = inp if d == 0 else inp.flip(0)
-            i = layer * D + d
-            state = (h0_all[i:i + 1], c0_all[i:i + 1]) if mode == "LSTM" else h0_all[i:i + 1]
-            chunks = []
-            for start in range(0, T, k):
-                if start > 0:  # detach the state entering this chunk
-                    state = tuple(s.detach() for s in state) if mode == "LSTM" else state.detach()
-                o, h, c = _native(mode, xin[start:start + k], state, _flat([params[d]], module.bias),
-                                  module.bias, False)
-                state = (h, c) if mode == "LSTM" else h
-                chunks.append(o)
-            o = torch.cat(chunks, dim=0)
-            outs.append(o if d == 0 else o.flip(0))
-            h_ns.append(state[0] if mode == "LSTM" else state)
-            if mode == "LSTM":
-                c_ns.append(state[1])
-        inp = torch.cat(outs, dim=-1)
-        if module.training and module.dropout > 0 and layer < L - 1:
-            inp = nn.functional.dropout(inp, module.dropout, training=True)
+        sl = slice(layer * D, (layer + 1) * D)
+        flats = [ps if module.bias else ps[:2] for ps in _layer_params(module, layer, detach=False)]
+        drop = module.dropout if layer < L - 1 else 0.0
+        inp, h_n, c_n = _run_layer(mode, inp, h0_all[sl], None if c0_all is None else c0_all[sl], flats,
+                                   module.bias, k)
+        if module.training and drop > 0:
+            inp = nn.functional.dropout(inp, drop, training=True)
+        h_ns.append(h_n)
+        c_ns.append(c_n)
     output = inp.transpose(0, 1) if module.batch_first else inp
     h_n = torch.cat(h_ns, dim=0)
     return output, ((h_n, torch.cat(c_ns, dim=0)) if mode == "LSTM" else h_n)
