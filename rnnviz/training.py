@@ -1,0 +1,326 @@
+"""A step-wise trainer that records gradient dynamics, for a UI that trains a few steps between redraws.
+
+    tr = Trainer(ModelConfig(cell="lstm"), TrainConfig(task="adding", seq_len=50))
+    tr.step(20)                      # or tr.step(1000, time_budget=0.2): at most 0.2 s of work
+    tr.history_frame()               # per step: loss, metric, grad norm before/after clipping
+    tr.grad_flow_frame()             # per snapshot: ||dL/dh_t|| per layer, direction, t
+
+All state lives in the object. A divergence (non-finite loss or gradient) stops training with a status
+message and keeps the history; `step` never raises for it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rnnviz.models import ModelConfig, build_model, param_groups, spectral_stats
+from rnnviz.tasks import TASKS, make_task
+from rnnviz.tracing import trace
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass
+class TrainConfig:
+    task: str = "adding"
+    seq_len: int | None = None  # None: the task's default
+    batch_size: int = 32
+    optimizer: str = "adam"  # "adam" | "sgd"
+    lr: float = 3e-3
+    momentum: float = 0.0  # sgd only
+    clip: float | None = 1.0  # global-norm clipping threshold (Pascanu et al. 2013); None = off
+    truncation: int | None = None  # truncated BPTT window k; None = full BPTT
+    seed: int = 0  # data order
+    snapshot_every: int = 10  # trace the probe batch every N steps (0 = never)
+    probe_size: int = 8
+    max_history: int = 4000  # per-step rows kept; older rows are thinned beyond this
+    snapshot_budget_mb: float = 48.0  # memory for stored snapshots; older ones are thinned beyond this
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field."""
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {sorted(TASKS)}, got {self.task!r}")
+        _int_in("batch_size", self.batch_size, 1, 512)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
+        _num_in("lr", self.lr, 1e-6, 10.0)
+        _num_in("momentum", self.momentum, 0.0, 0.999)
+        if self.clip is not None:
+            _num_in("clip", self.clip, 1e-3, 1e6)
+        if self.truncation is not None:
+            _int_in("truncation", self.truncation, 1, 100_000)
+        _int_in("seed", self.seed, 0, 2**31 - 1)
+        _int_in("snapshot_every", self.snapshot_every, 0, 100_000)
+        _int_in("probe_size", self.probe_size, 1, 64)
+        _int_in("max_history", self.max_history, 100, 1_000_000)
+        _num_in("snapshot_budget_mb", self.snapshot_budget_mb, 1.0, 4096.0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+def _int_in(name, v, lo, hi):
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ValueError(f"{name} must be an int in [{lo}, {hi}], got {v!r}")
+
+
+def _num_in(name, v, lo, hi):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+        raise ValueError(f"{name} must be a number in [{lo}, {hi}], got {v!r}")
+
+
+@dataclass
+class Snapshot:
+    """The probe batch traced at one training step (float16 copies of the big tensors)."""
+
+    step: int
+    loss: float
+    grad_norm: np.ndarray  # (layers, dirs, T)
+    hidden: torch.Tensor  # (layers, dirs, B, T, H) float16
+    gates: dict[str, torch.Tensor]  # each (layers, dirs, B, T, H) float16
+    cell: torch.Tensor | None  # LSTM c_t
+    gate_stats: pd.DataFrame  # layer, direction, gate, mean, frac_low, frac_high
+    attention: torch.Tensor | None = None  # (B, T_out, T_in) seq2seq with attention
+    nbytes: int = 0
+
+
+@dataclass
+class _Bounded:
+    """Rows kept with geometric thinning: when over `limit`, every other row of the older half goes."""
+
+    limit: int
+    rows: list = field(default_factory=list)
+    thinned_before: int | None = None  # steps before this were thinned (None: nothing thinned)
+
+    def append(self, row) -> None:
+        self.rows.append(row)
+        if len(self.rows) > self.limit:
+            half = len(self.rows) // 2
+            old = self.rows[:half]
+            self.rows = old[::2] + self.rows[half:]
+            step = self.rows[len(old[::2])]
+            self.thinned_before = step["step"] if isinstance(step, dict) else step.step
+
+
+class Trainer:
+    """Trains one model on one task, a few steps at a time. See the module docstring."""
+
+    def __init__(self, model_cfg: ModelConfig | None = None, train_cfg: TrainConfig | None = None, *,
+                 text: str | None = None):
+        self.model_cfg = model_cfg or ModelConfig()
+        self.cfg = train_cfg or TrainConfig()
+        self.model_cfg.validate()
+        self.cfg.validate()
+        opts = {"text": text} if text is not None and self.cfg.task == "char_lm" else {}
+        self.task = make_task(self.cfg.task, self.cfg.seq_len, **opts)
+        self.model = build_model(self.model_cfg, self.task)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.cfg.optimizer == "adam":
+            self.opt = torch.optim.Adam(params, lr=self.cfg.lr)
+        else:
+            self.opt = torch.optim.SGD(params, lr=self.cfg.lr, momentum=self.cfg.momentum)
+        self.gen = torch.Generator().manual_seed(self.cfg.seed)
+        self.probe = self.task.probe(self.cfg.probe_size, seed=1234 + self.cfg.seed)
+        self.groups = param_groups(self.model)
+        self.steps = 0
+        self.status = "ready"  # "ready" | "training" | "diverged"
+        self.message = ""
+        self.train_seconds = 0.0
+        self.history = _Bounded(self.cfg.max_history)
+        self.layer_history = _Bounded(self.cfg.max_history)
+        self.snapshots: list[Snapshot] = []
+        self.snapshots_thinned_before: int | None = None
+        if self.cfg.snapshot_every:
+            self.take_snapshot()
+
+    # -- training --------------------------------------------------------------------------------------------
+    @property
+    def diverged(self) -> bool:
+        return self.status == "diverged"
+
+    def step(self, n: int = 1, time_budget: float | None = None) -> int:
+        """Run up to n optimisation steps (fewer if time_budget seconds run out or training diverges).
+        Returns the number of steps done."""
+        done = 0
+        t0 = time.perf_counter()
+        self.model.train()
+        while done < n and not self.diverged:
+            if time_budget is not None and done > 0 and time.perf_counter() - t0 >= time_budget:
+                break
+            self._one_step()
+            done += 1
+            if self.cfg.snapshot_every and self.steps % self.cfg.snapshot_every == 0 and not self.diverged:
+                self.take_snapshot()
+        self.train_seconds += time.perf_counter() - t0
+        return done
+
+    def loss_and_grads(self, batch):
+        """Forward (truncated BPTT if configured) and backward on `batch`; grads are left in .grad."""
+        self.opt.zero_grad(set_to_none=True)
+        pred = self.model(batch, truncation=self.cfg.truncation)
+        loss = self.task.loss(pred, batch)
+        if torch.isfinite(loss):
+            loss.backward()
+        return loss.detach(), pred.detach()
+
+    def _one_step(self) -> None:
+        batch = self.task.sample(self.cfg.batch_size, self.gen)
+        loss, pred = self.loss_and_grads(batch)
+        step = self.steps + 1
+        row = {"step": step, "loss": float(loss.detach()), "metric": math.nan,
+               "grad_norm": math.nan, "grad_norm_clipped": math.nan}
+        if not math.isfinite(row["loss"]):
+            return self._diverge(row, f"diverged at step {step}: loss {row['loss']}")
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        max_norm = self.cfg.clip if self.cfg.clip is not None else math.inf
+        norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))  # pre-clip global norm
+        row["grad_norm"] = norm
+        row["grad_norm_clipped"] = min(norm, max_norm) if math.isfinite(norm) else norm
+        row["metric"] = self.task.metric(pred, batch)
+        for name, ps in self.groups.items():
+            gs = [p.grad for _, p in ps if p.grad is not None]
+            g = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(x) for x in gs]))) \
+                if gs else 0.0
+            self.layer_history.append({"step": step, "group": name, "grad_norm": g})
+        if not math.isfinite(norm):
+            return self._diverge(row, f"diverged at step {step}: gradient norm {norm}")
+        self.opt.step()
+        self.steps = step
+        self.status = "training"
+        self.history.append(row)
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            self._diverge(None, f"diverged at step {step}: weights became non-finite")
+
+    def _diverge(self, row: dict | None, message: str) -> None:
+        if row is not None:
+            self.steps = row["step"]
+            self.history.append(row)
+        self.status = "diverged"
+        self.message = message
+
+    # -- snapshots -------------------------------------------------------------------------------------------
+    def take_snapshot(self) -> Snapshot | None:
+        """Trace the fixed probe batch through the core at the current weights."""
+        b, model = self.probe, self.model
+        model.eval()
+        try:
+            with torch.no_grad():
+                x = model.core_input(b)  # (B, T, in)
+            tr = trace(model.core, x, lambda out: self.task.loss(model.head(out, b), b),
+                       truncation=self.cfg.truncation)
+            attn = None
+            if getattr(model, "attention", "none") != "none":
+                with torch.no_grad():
+                    attn = model.attention_weights(b).float()
+        except (ValueError, RuntimeError) as exc:  # e.g. non-finite weights
+            self.message = self.message or f"snapshot failed at step {self.steps}: {exc}"
+            return None
+        finally:
+            model.train()
+        half = {k: v.half() for k, v in tr.gates.items()}
+        snap = Snapshot(step=self.steps, loss=tr.loss, grad_norm=tr.grad_norm.double().numpy(),
+                        hidden=tr.hidden.half(), gates=half, cell=None if tr.cell is None else tr.cell.half(),
+                        gate_stats=tr.gate_stats_frame(), attention=attn)
+        snap.nbytes = sum(t.numel() * 2 for t in [snap.hidden, snap.cell, *half.values()] if t is not None)
+        self.snapshots.append(snap)
+        self._bound_snapshots()
+        return snap
+
+    def _bound_snapshots(self) -> None:
+        budget = self.cfg.snapshot_budget_mb * 2**20
+        while len(self.snapshots) > 4 and sum(s.nbytes for s in self.snapshots) > budget:
+            half = len(self.snapshots) // 2
+            kept = self.snapshots[:half:2]
+            self.snapshots = kept + self.snapshots[half:]
+            self.snapshots_thinned_before = self.snapshots[len(kept)].step
+
+    @property
+    def latest(self) -> Snapshot | None:
+        return self.snapshots[-1] if self.snapshots else None
+
+    def snapshot_at(self, step: int) -> Snapshot | None:
+        """The last snapshot taken at or before `step` (the replay scrubber)."""
+        best = None
+        for s in self.snapshots:
+            if s.step <= step:
+                best = s
+        return best or self.latest
+
+    # -- tidy frames -----------------------------------------------------------------------------------------
+    def history_frame(self) -> pd.DataFrame:
+        cols = ["step", "loss", "metric", "grad_norm", "grad_norm_clipped"]
+        df = pd.DataFrame(self.history.rows, columns=cols)
+        df["baseline"] = self.task.baseline
+        return df
+
+    def layer_grad_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.layer_history.rows, columns=["step", "group", "grad_norm"])
+
+    def grad_flow_frame(self) -> pd.DataFrame:
+        """step, layer, direction, t, grad_norm for every stored snapshot."""
+        parts = []
+        for s in self.snapshots:
+            L, D, T = s.grad_norm.shape
+            idx = np.indices((L, D, T)).reshape(3, -1)
+            parts.append(pd.DataFrame({"step": s.step, "layer": idx[0], "direction": idx[1], "t": idx[2],
+                                       "grad_norm": s.grad_norm.reshape(-1)}))
+        if not parts:
+            return pd.DataFrame(columns=["step", "layer", "direction", "t", "grad_norm"])
+        return pd.concat(parts, ignore_index=True)
+
+    def gate_stats_frame(self) -> pd.DataFrame:
+        parts = [s.gate_stats.assign(step=s.step) for s in self.snapshots if len(s.gate_stats)]
+        cols = ["step", "layer", "direction", "gate", "mean", "frac_low", "frac_high"]
+        return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+    def spectral_frame(self) -> pd.DataFrame:
+        return spectral_stats(self.model.core)
+
+    def config_dict(self) -> dict:
+        return {"model": self.model_cfg.to_dict(), "train": self.cfg.to_dict()}
+
+    def notes(self) -> list[str]:
+        """What was thinned, said plainly (shown next to exports)."""
+        out = []
+        if self.history.thinned_before is not None:
+            out.append(f"per-step history before step {self.history.thinned_before} is thinned "
+                       f"(every 2nd, 4th, ... step kept) to bound memory")
+        if self.snapshots_thinned_before is not None:
+            out.append(f"snapshots before step {self.snapshots_thinned_before} are thinned to bound memory")
+        return out
+
+    def export(self, folder: str | Path) -> list[Path]:
+        """Write every frame as CSV plus config.json into `folder`; returns the paths."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        frames = {"history": self.history_frame(), "layer_grads": self.layer_grad_frame(),
+                  "grad_flow": self.grad_flow_frame(), "gate_stats": self.gate_stats_frame(),
+                  "spectral": self.spectral_frame()}
+        paths = []
+        for name, df in frames.items():
+            p = folder / f"{name}.csv"
+            df.to_csv(p, index=False)
+            paths.append(p)
+        p = folder / "config.json"
+        p.write_text(json.dumps({**self.config_dict(), "notes": self.notes(), "status": self.status,
+                                 "message": self.message, "steps": self.steps}, indent=2))
+        paths.append(p)
+        return paths
+
+
+__all__ = ["OPTIMIZERS", "Snapshot", "TrainConfig", "Trainer"]
