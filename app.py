@@ -1,0 +1,33 @@
+"""rnnviz — train small RNN, LSTM and GRU models live and watch what happens inside them.
+
+    streamlit run app.py
+"""
+
+import streamlit as st
+import torch
+
+from pages import _ui as ui
+
+# Small models, many sessions, 2 cores: one intra-op thread per op is faster and steadier than two.
+torch.set_num_threads(1)
+
+st.set_page_config(page_title="rnnviz", page_icon="🔁", layout="wide")
+
+PAGES = {
+    "home": st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    "gradient_flow": st.Page("pages/gradient_flow.py", title="Gradient flow", icon="📉"),
+    "gates": st.Page("pages/gates.py", title="Gates", icon="🚪"),
+    "hidden_states": st.Page("pages/hidden_states.py", title="Hidden states", icon="🌀"),
+    "attention": st.Page("pages/attention.py", title="Attention", icon="🎯"),
+    "training": st.Page("pages/training.py", title="Training & replay", icon="📈"),
+    "phase": st.Page("pages/phase.py", title="Phase diagram", icon="🗺️"),
+    "your_model": st.Page("pages/your_model.py", title="Your weights", icon="📦"),
+}
+
+ui.init_session()
+nav = st.navigation(list(PAGES.values()))
+goto = st.session_state.pop("goto", None)
+if goto in PAGES:
+    st.switch_page(PAGES[goto])
+ui.sidebar()
+nav.run()

@@ -1,0 +1,278 @@
+"""Shared Streamlit pieces: session state, the sidebar controls, live training, status and downloads.
+
+Thin by design: every number and figure comes from `rnnviz`. Each browser session has its own
+`Controls` and `Trainer`s in st.session_state; nothing mutable is shared between sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import fields, replace
+
+import streamlit as st
+
+from rnnviz.controls import ATTENTION_LABELS, BOUNDS, CELL_LABELS, PRESETS_BY_NAME, Controls, check_budget
+from rnnviz.tasks import TASKS
+from rnnviz.training import Trainer
+
+TICK_SECONDS = 0.4  # the live fragment reruns this often while training
+TRAIN_FRACTION = 0.6  # share of a tick spent training (the rest draws)
+PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+SEQ2SEQ = ("reverse", "copy", "sort")
+HIDDEN_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+LRS = [1e-4, 3e-4, 1e-3, 3e-3, 5e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0]
+KEY = "ctl_"  # session-state prefix of the control widgets
+
+
+# -- session ---------------------------------------------------------------------------------------------------
+def init_session() -> None:
+    """First run of a session: controls from the URL (a shared link reproduces the demo)."""
+    ss = st.session_state
+    if "controls" in ss:
+        return
+    c, problems = Controls.from_query(dict(st.query_params))
+    ss.controls = c
+    ss.url_problems = problems
+    ss.running = False
+    ss.replay = None  # a snapshot step to replay, or None for live
+    ss.lm_text = None  # user text for the char LM (None = bundled)
+    _write_widgets(c)
+
+
+def _write_widgets(c: Controls) -> None:
+    for f in fields(c):
+        v = getattr(c, f.name)
+        st.session_state[KEY + f.name] = list(v) if isinstance(v, tuple) else v
+
+
+def apply_preset(name: str) -> None:
+    """Widget callback: set every control at once and open the preset's page."""
+    preset = PRESETS_BY_NAME[name]
+    c = preset.apply()
+    _write_widgets(c)
+    st.session_state.controls = c
+    st.session_state.running = False
+    st.session_state.replay = None
+    st.session_state.goto = preset.page
+
+
+def load_config(c: Controls) -> None:
+    """Load a configuration (e.g. from the phase diagram) into the controls."""
+    _write_widgets(c)
+    st.session_state.controls = c
+    st.session_state.running = False
+    st.session_state.replay = None
+
+
+def controls() -> Controls:
+    return st.session_state.controls
+
+
+# -- runs --------------------------------------------------------------------------------------------------
+def run_specs(c: Controls) -> dict[str, tuple]:
+    """label -> (ModelConfig, TrainConfig) for the runs this configuration trains side by side."""
+    tc = c.train_config()
+    if c.task in SEQ2SEQ:
+        cell = c.cells[0]
+        att = c.attention if c.attention != "none" else "bahdanau"
+        return {f"{CELL_LABELS[cell]} + {ATTENTION_LABELS[att].split(' (')[0]} attention":
+                (c.model_config(cell, att), tc),
+                f"{CELL_LABELS[cell]}, no attention": (c.model_config(cell, "none"), tc)}
+    return {CELL_LABELS[cell]: (c.model_config(cell), tc) for cell in c.cells}
+
+
+def runs() -> dict[str, Trainer]:
+    """The session's trainers, rebuilt when a setting that needs new models changed."""
+    ss = st.session_state
+    c = ss.controls
+    key = (c.run_key(), ss.lm_text)
+    if ss.get("run_key") != key or "runs" not in ss:
+        text = ss.lm_text if c.task == "char_lm" else None
+        ss.runs = {label: Trainer(mc, tc, text=text) for label, (mc, tc) in run_specs(c).items()}
+        ss.run_key = key
+        ss.replay = None
+        ss.started_at = {label: None for label in ss.runs}
+    return ss.runs
+
+
+def reset_runs() -> None:
+    st.session_state.pop("runs", None)
+    st.session_state.pop("run_key", None)
+    st.session_state.running = False
+    st.session_state.replay = None
+
+
+def train_tick(rs: dict[str, Trainer], budget: float) -> None:
+    """One time-budgeted chunk of training, split across the runs."""
+    live = [t for t in rs.values() if not t.diverged]
+    for t in live:
+        t.step(100_000, time_budget=budget / max(len(live), 1))
+    if all(t.diverged for t in rs.values()):
+        st.session_state.running = False
+
+
+def step_once(rs: dict[str, Trainer]) -> None:
+    for t in rs.values():
+        t.step(1)
+        if t.latest is None or t.latest.step != t.steps:
+            t.take_snapshot()
+
+
+def snapshot_step() -> int | None:
+    return st.session_state.get("replay")
+
+
+# -- sidebar -----------------------------------------------------------------------------------------------
+def _on_task_change() -> None:
+    task = TASKS[st.session_state[KEY + "task"]]
+    st.session_state[KEY + "seq_len"] = min(max(st.session_state[KEY + "seq_len"], task.MIN_LEN), task.MAX_LEN)
+    if task.kind == "many_to_many":
+        st.session_state[KEY + "bidirectional"] = False
+
+
+def _start() -> None:
+    st.session_state.running = True
+    st.session_state.replay = None
+
+
+def _pause() -> None:
+    st.session_state.running = False
+
+
+def sidebar() -> Controls:
+    """Draw the controls; returns the (validated) Controls and mirrors them in the URL."""
+    ss = st.session_state
+    sb = st.sidebar
+    b1, b2, b3 = sb.columns(3)
+    if ss.running:
+        b1.button("⏸ Pause", on_click=_pause, width="stretch", key="btn_pause")
+    else:
+        b1.button("▶ Start", on_click=_start, width="stretch", type="primary", key="btn_start")
+    step_clicked = b2.button("Step", width="stretch", key="btn_step", disabled=ss.running,
+                             help="One optimisation step, then a fresh snapshot")
+    b3.button("Reset", on_click=reset_runs, width="stretch", key="btn_reset", help="New models, same settings")
+
+    sb.selectbox("Task", list(TASKS), key=KEY + "task", on_change=_on_task_change,
+                 format_func=lambda n: f"{n} — {TASKS[n].kind.replace('_', '-')}")
+    task = TASKS[ss[KEY + "task"]]
+    sb.caption(task.description)
+    sb.multiselect("Cells (trained side by side)", list(CELL_LABELS), key=KEY + "cells",
+                   format_func=CELL_LABELS.get)
+    sb.slider("Recurrent weight scale", *BOUNDS["weight_scale"], step=0.05, key=KEY + "weight_scale",
+              help="W_hh is multiplied by this. With orthogonal init its spectral radius equals it.")
+    sb.selectbox("W_hh init", ["default", "orthogonal", "identity"], key=KEY + "init",
+                 help="default: PyTorch's U(-1/√H, 1/√H); orthogonal: scale × Q; identity: IRNN (use with relu)")
+    sb.number_input("Sequence length T", min_value=task.MIN_LEN, max_value=min(task.MAX_LEN, BOUNDS["seq_len"][1]),
+                    step=10, key=KEY + "seq_len")
+    sb.number_input("Truncation window k (0 = full BPTT)", min_value=0, max_value=BOUNDS["truncation"][1], step=5,
+                    key=KEY + "truncation", help="The state is detached every k steps")
+    with sb.expander("Model and optimiser", expanded=False):
+        st.select_slider("Hidden size", HIDDEN_SIZES, key=KEY + "hidden_size")
+        st.slider("Layers", *BOUNDS["num_layers"], key=KEY + "num_layers")
+        st.checkbox("Bidirectional", key=KEY + "bidirectional", disabled=task.kind == "many_to_many",
+                    help="Not for language models: they must not see the future")
+        st.radio("Optimiser", ["adam", "sgd"], key=KEY + "optimizer", horizontal=True)
+        st.select_slider("Learning rate", LRS, key=KEY + "lr", format_func=lambda v: f"{v:g}")
+        st.number_input("Gradient clipping threshold (0 = off)", min_value=0.0, max_value=BOUNDS["clip"][1],
+                        step=0.5, key=KEY + "clip")
+        st.slider("LSTM forget-gate bias", *BOUNDS["forget_bias"], step=0.5, key=KEY + "forget_bias")
+        st.selectbox("Attention (seq2seq tasks)", list(ATTENTION_LABELS)[1:], key=KEY + "attention",
+                     format_func=ATTENTION_LABELS.get)
+        st.number_input("Batch size", *BOUNDS["batch_size"], key=KEY + "batch_size")
+        st.number_input("Snapshot every N steps", *BOUNDS["snapshot_every"], key=KEY + "snapshot_every")
+        st.number_input("Seed", *BOUNDS["seed"], key=KEY + "seed")
+
+    values = {f.name: ss[KEY + f.name] for f in fields(Controls)}
+    values["cells"] = tuple(values["cells"]) or ss.controls.cells
+    try:
+        c = replace(Controls(), **values)
+        c.validate()
+    except (ValueError, TypeError) as exc:
+        sb.error(f"Setting ignored: {exc}")
+        c = ss.controls
+    ss.controls = c
+    st.query_params.from_dict(c.to_query())
+    for p in ss.pop("url_problems", []):
+        st.warning(p)
+    if step_clicked:
+        problem = check_budget(c)
+        if problem is None:
+            step_once(runs())
+    return c
+
+
+def budget_guard(c: Controls) -> bool:
+    """Show why a configuration is refused; True when it may run."""
+    problem = check_budget(c)
+    if problem:
+        st.error(problem)
+        st.session_state.running = False
+        return False
+    return True
+
+
+# -- live area ---------------------------------------------------------------------------------------------
+def live(render) -> None:
+    """Run `render(runs)` in a fragment that, while running, trains a time-budgeted chunk each tick.
+
+    Ticks are driven by the browser (st.fragment(run_every=...)): no open tab, no training.
+    """
+    c = controls()
+    if not budget_guard(c):
+        return
+    running = st.session_state.running
+
+    @st.fragment(run_every=TICK_SECONDS if running else None)
+    def _live():
+        rs = runs()
+        if st.session_state.running:
+            train_tick(rs, TICK_SECONDS * TRAIN_FRACTION)
+        status(rs)
+        render(rs)
+
+    _live()
+
+
+def status(rs: dict[str, Trainer]) -> None:
+    ss = st.session_state
+    parts = []
+    for label, t in rs.items():
+        rate = t.steps / t.train_seconds if t.train_seconds > 0 else 0.0
+        if t.diverged:
+            state = f"⚠️ {t.message}"
+        elif ss.running:
+            state = "running"
+        else:
+            state = "paused" if t.steps else "ready — press Start or Step"
+        parts.append(f"**{label}**: step {t.steps} · {rate:.0f} steps/s · {state}")
+    replay = snapshot_step()
+    if replay is not None:
+        parts.append(f"🔁 replaying the snapshot at step ≤ {replay} (Training page: back to live)")
+    st.markdown("  \n".join(parts))
+
+
+def chart(fig, key: str) -> None:
+    st.plotly_chart(fig, width="stretch", key=key, config=PLOTLY_CONFIG)
+
+
+def downloads(frames: dict, key: str) -> None:
+    """CSV of each frame plus the configuration as JSON."""
+    cols = st.columns(len(frames) + 1)
+    for col, (name, df) in zip(cols, frames.items(), strict=False):
+        col.download_button(f"⬇ {name}.csv", df.to_csv(index=False).encode(), file_name=f"{name}.csv",
+                            mime="text/csv", key=f"dl_{key}_{name}", width="stretch")
+    rs = st.session_state.get("runs", {})
+    cfg = {"controls": {f.name: getattr(controls(), f.name) for f in fields(Controls)},
+           "runs": {label: t.config_dict() for label, t in rs.items()},
+           "notes": {label: t.notes() for label, t in rs.items()}}
+    cols[-1].download_button("⬇ config.json", json.dumps(cfg, indent=2, default=list).encode(),
+                             file_name="rnnviz-config.json", mime="application/json", key=f"dl_{key}_cfg",
+                             width="stretch")
+    notes = [n for t in rs.values() for n in t.notes()]
+    if notes:
+        st.caption("Note: " + "; ".join(sorted(set(notes))))
+
+
+def timer() -> float:
+    return time.perf_counter()

@@ -1,0 +1,66 @@
+"""Attention: an encoder-decoder learning a toy task live; where each output step looks; the bottleneck."""
+
+import streamlit as st
+
+from pages import _ui as ui
+from rnnviz import analysis, figures
+from rnnviz.training import accuracy_vs_length
+
+st.title("🎯 Attention vs the context-vector bottleneck")
+st.markdown(
+    "A plain encoder–decoder squeezes the whole source into **one vector** (the encoder's last state) and the "
+    "decoder must unpack everything from it. Attention lets each decoder step take a weighted average of *all* "
+    "encoder states: α_ij = softmax_j(score(s, h_j)), c_i = Σ_j α_ij h_j. Bahdanau scores with the previous "
+    "decoder state s_{i−1} (additive: vᵀ tanh(W s + U h_j)); Luong with the current one (dot or general sᵀ W h_j)."
+)
+
+c = ui.controls()
+if c.task not in ui.SEQ2SEQ:
+    st.info("This page needs a sequence-to-sequence task. Pick **reverse**, **copy** or **sort** in the sidebar, "
+            "or load the *Attention vs the context-vector bottleneck* preset on the Home page.")
+    st.stop()
+
+
+def render(rs):
+    att = {label: t for label, t in rs.items() if t.model.attention != "none"}
+    label, t = next(iter(att.items()))
+    snap = t.snapshot_at(ui.snapshot_step()) if ui.snapshot_step() is not None else t.latest
+    if snap is None or snap.attention is None:
+        st.info("No snapshot yet: press Step or Start.")
+        return
+    B = snap.attention.shape[0]
+    example = st.number_input("Example from the probe batch", 0, B - 1, 0, key="att_example")
+    af = analysis.attention_frame(snap.attention, example)
+    src = [t.task.itos[i] for i in t.probe.x[example].tolist()]
+    tgt = [t.task.itos[i] for i in t.probe.y[example].tolist()]
+    ideal = {"reverse": "anti-diagonal", "copy": "diagonal"}.get(t.task.name)
+    st.markdown(f"#### Where each output step looks — {label}, snapshot at step {snap.step}")
+    st.caption("Rows: decoder steps (the target token each should produce); columns: encoder steps (source "
+               "tokens). Each row sums to 1. Dotted: the alignment the task calls for. A decoder that knows the "
+               "token it just emitted may look one step late, at the previous target, whose encoder state still "
+               "remembers this one.")
+    ui.chart(figures.attention_heatmap(af, src, tgt, ideal=ideal), key="att_heat")
+    st.markdown("#### Token accuracy (teacher forcing), with and without attention")
+    hist = analysis.history_frames(rs)
+    ui.chart(figures.loss_curves(hist, metric=True), key="att_acc")
+    ui.downloads({"attention": af, "history": hist}, key="att")
+
+
+ui.live(render)
+
+st.divider()
+st.markdown("#### Accuracy vs sequence length (greedy decoding, fresh models per length)")
+st.caption("Trains a small model per length with and without attention (300 steps each) and decodes without "
+           "teacher forcing. Without attention accuracy falls as the sequence outgrows the one context vector.")
+key = ("acc_len", c.run_key())
+if st.button("Run the length sweep (about 15–30 s)", key="att_sweep"):
+    bar = st.progress(0.0, text="training models at each length…")
+    mc, tc = next(iter(ui.run_specs(c).values()))
+    df = accuracy_vs_length(mc, tc, lengths=[4, 8, 12, 16, 24], attentions=("none", "luong_general"),
+                            steps=300, progress=lambda f: bar.progress(f, text=f"{f:.0%} done"))
+    st.session_state[str(key)] = df
+    bar.empty()
+if str(key) in st.session_state:
+    df = st.session_state[str(key)]
+    ui.chart(figures.accuracy_vs_length(df), key="att_len")
+    ui.downloads({"accuracy_vs_length": df}, key="att_len")

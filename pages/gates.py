@@ -1,0 +1,45 @@
+"""Gates: LSTM input/forget/cell/output and the cell state, GRU reset/update/new; saturation over training."""
+
+import streamlit as st
+
+from pages import _ui as ui
+from rnnviz import analysis, figures
+
+st.title("🚪 Gates at work")
+st.markdown(
+    "Gated cells decide, per unit and per step, what to keep. **LSTM**: input *i*, forget *f*, output *o* "
+    "(sigmoids in [0, 1]) and the candidate *g* (tanh): c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t, h_t = o_t ⊙ tanh(c_t). "
+    "The cell path is additive: while f ≈ 1, information and gradient pass through unchanged. "
+    "**GRU**: reset *r*, update *z*, new *n*: h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t−1}."
+)
+
+
+def render(rs):
+    gated = {label: t for label, t in rs.items() if t.model_cfg.cell in ("lstm", "gru")}
+    if not gated:
+        st.info("The selected cells have no gates: pick LSTM or GRU in the sidebar (Cells).")
+        return
+    c1, c2, c3 = st.columns(3)
+    label = c1.selectbox("Run", list(gated), key="gates_run")
+    t = gated[label]
+    snap = t.snapshot_at(ui.snapshot_step()) if ui.snapshot_step() is not None else t.latest
+    if snap is None:
+        st.info("No snapshot yet: press Step or Start.")
+        return
+    L, D, B = snap.hidden.shape[:3]
+    example = c2.number_input("Sequence of the probe batch", 0, B - 1, 0, key="gates_example")
+    layer = c3.number_input("Layer", 0, L - 1, 0, key="gates_layer")
+    gf = analysis.gate_frame(snap, layer=layer, direction=0, example=example)
+    st.markdown(f"#### Gate activations, time × unit (snapshot at step {snap.step})")
+    st.caption("Sigmoid gates on a 0–1 scale (white → dark); tanh quantities (candidate, cell state, hidden) on a "
+               "diverging −1…1 scale. A forget-gate row that stays near 1 is a unit holding its memory.")
+    ui.chart(figures.gate_heatmaps(gf), key="gates_heat")
+    st.markdown("#### Saturation over training")
+    st.caption("Fraction of (unit, step) values below 0.05 or above 0.95 on the probe batch. Saturated gates pass "
+               "almost no gradient through their own derivative σ'(a) = σ(a)(1 − σ(a)).")
+    gs = analysis.gate_stats_frames(gated)
+    ui.chart(figures.gate_saturation(gs[gs.run == label]), key="gates_sat")
+    ui.downloads({"gates": gf, "gate_stats": gs}, key="gates")
+
+
+ui.live(render)

@@ -1,0 +1,70 @@
+"""Hidden states: PCA trajectories in a fixed basis, unit x time heatmaps, text coloured by a unit."""
+
+import streamlit as st
+
+from pages import _ui as ui
+from rnnviz import analysis, figures
+from rnnviz.training import sample_text
+
+st.title("🌀 Hidden-state trajectories")
+st.markdown(
+    "Each sequence traces a path through hidden-state space as the RNN reads it. We project h_t onto its first "
+    "principal components, with the basis fitted once over **all stored snapshots**, so when you replay "
+    "training the motion you see is the model changing, not the axes."
+)
+
+
+def render(rs):
+    c1, c2, c3, c4 = st.columns(4)
+    label = c1.selectbox("Run", list(rs), key="hs_run")
+    t = rs[label]
+    snap = t.snapshot_at(ui.snapshot_step()) if ui.snapshot_step() is not None else t.latest
+    if snap is None:
+        st.info("No snapshot yet: press Step or Start.")
+        return
+    L, D, B, T, H = snap.hidden.shape
+    layer = c2.number_input("Layer", 0, L - 1, L - 1, key="hs_layer")
+    dims = c3.radio("View", [2, 3], horizontal=True, key="hs_dims", format_func=lambda d: f"{d}-D")
+    color = c4.radio("Colour by", ["t", "label"], horizontal=True, key="hs_color",
+                     format_func={"t": "time", "label": "label"}.get)
+    basis = analysis.pca_basis(t.snapshots, layer=layer, direction=0)
+    labels = analysis.probe_labels(t)
+    pf = analysis.pca_frame(snap, basis, layer=layer, direction=0, labels=labels)
+    st.markdown(f"#### PCA of h_t (snapshot at step {snap.step}, layer {layer})")
+    ui.chart(figures.pca_trajectories(pf, dims=dims, color=color), key="hs_pca")
+
+    example = st.number_input("Sequence of the probe batch", 0, B - 1, 0, key="hs_example")
+    uf = analysis.unit_frame(snap, layer=layer, direction=0, example=example)
+    st.markdown("#### Units × time")
+    st.caption("h_t of every unit for one sequence: rows are units, columns time steps.")
+    ui.chart(figures.unit_heatmap(uf), key="hs_units")
+
+    if t.task.name in ("char_lm", "hello"):
+        unit = st.slider("Unit to colour the text by", 0, H - 1, 0, key="hs_unit")
+        chars = list(t.task.decode(t.probe.x[example]))
+        vals = uf[uf.unit == unit].sort_values("t").value.tolist()
+        st.markdown("#### The text, coloured by the unit's activation (red −1 … blue +1)")
+        st.html(figures.text_activation_html(chars, vals))
+    ui.downloads({"pca": pf, "units": uf}, key="hs")
+
+
+ui.live(render)
+
+
+if ui.controls().task in ("char_lm", "hello") and ui.budget_guard(ui.controls()):
+    st.divider()
+    st.markdown("#### Sample from the character model (one-to-many)")
+    st.caption("The model reads the prefix, then feeds each sampled character back in. Low temperature: "
+               "safe and repetitive; high: adventurous and misspelt.")
+    rs = ui.runs()
+    s1, s2, s3 = st.columns([2, 1, 1])
+    prefix = s1.text_input("Prefix", value="", key="hs_prefix", max_chars=200)
+    temp = s2.slider("Temperature", 0.1, 2.0, 0.8, 0.1, key="hs_temp")
+    greedy = s3.checkbox("Greedy (argmax)", key="hs_greedy")
+    if st.button("Sample 300 characters", key="hs_sample"):
+        for label, t in rs.items():
+            try:
+                st.markdown(f"**{label}** (step {t.steps})")
+                st.code(prefix + sample_text(t, prefix, 300, temp, greedy), language=None)
+            except ValueError as exc:
+                st.warning(str(exc))

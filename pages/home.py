@@ -1,0 +1,48 @@
+"""Home: what each page shows, presets for lecturers, and the shape explainer."""
+
+import streamlit as st
+
+from pages import _ui as ui
+from rnnviz import theory
+from rnnviz.controls import PRESETS
+
+st.title("rnnviz — inside recurrent networks, live")
+st.markdown(
+    "Train small **RNN, LSTM and GRU** models right here and watch what happens inside them while they learn. "
+    "Press **▶ Start** in the sidebar; every control there is mirrored in the URL, so a link reproduces a demo."
+)
+
+st.subheader("Presets")
+cols = st.columns(3)
+for i, p in enumerate(PRESETS):
+    with cols[i % 3].container(border=True):
+        st.markdown(f"**{p.name}**")
+        st.caption(p.blurb)
+        st.button("Load this demo", key=f"preset_{i}", on_click=ui.apply_preset, args=(p.name,), width="stretch")
+
+st.subheader("Pages")
+st.markdown(
+    """
+- **📉 Gradient flow** — ‖∂L/∂h_t‖ at every time step on a log axis, how it changes while the model learns,
+  RNN vs LSTM vs GRU on the same seed and data, the decay the recurrent matrix predicts, and clipping.
+- **🚪 Gates** — LSTM input / forget / cell / output gates and the cell state, GRU reset / update / new,
+  per time step and unit, and how saturated they get during training.
+- **🌀 Hidden states** — PCA trajectories of h_t in a basis fixed across training, unit × time heatmaps,
+  and for the character model the text coloured by a unit's activation.
+- **🎯 Attention** — an encoder–decoder with attention learning a toy task: where each output looks,
+  and how accuracy depends on length with and without attention.
+- **📈 Training & replay** — loss and metric against the trivial baseline, per-layer gradient norms,
+  and a scrubber that replays the recorded snapshots on every page.
+- **🗺️ Phase diagram** — vanishing and exploding regions over weight scale × sequence length, at initialisation.
+- **📦 Your weights** — upload a `state_dict` of your own nn.RNN / LSTM / GRU and look inside it.
+"""
+)
+
+st.subheader("Shapes of the current configuration")
+c = ui.controls()
+cell = c.cells[0]
+shapes = theory.output_shapes(batch=c.batch_size, time=c.seq_len, hidden=c.hidden_size,
+                              num_layers=c.num_layers, bidirectional=c.bidirectional, cell=cell)
+for name, (shape, why) in shapes.items():
+    st.markdown(f"- `{name}`: **{tuple(shape)}** — {why}")
+st.caption("With batch_first=True, as here. nn.RNN's default is time-major: output (time, batch, hidden·directions).")

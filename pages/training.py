@@ -1,0 +1,48 @@
+"""Training & replay: loss and metric against the trivial baseline, per-layer gradients, the replay scrubber."""
+
+import streamlit as st
+
+from pages import _ui as ui
+from rnnviz import analysis, figures
+from rnnviz.controls import check_budget
+
+st.title("📈 Training curves and replay")
+
+
+def _go_live():
+    st.session_state.replay = None
+
+
+def render(rs):
+    hist = analysis.history_frames(rs)
+    t0 = next(iter(rs.values()))
+    st.markdown(f"#### Loss — {t0.task.name}, trivial baseline {t0.task.baseline:.4g}")
+    st.caption(f"Dashed: {t0.task.baseline_note} A model that does not beat it has learned nothing useful.")
+    ui.chart(figures.loss_curves(hist), key="tr_loss")
+    st.markdown(f"#### {t0.task.metric_name}")
+    ui.chart(figures.loss_curves(hist, metric=True), key="tr_metric")
+    st.markdown("#### Gradient norm per layer")
+    st.caption("‖∂L/∂θ‖ of each group of parameters per step (before clipping).")
+    lg = analysis.layer_grad_frames(rs)
+    ui.chart(figures.layer_grad_norms(lg), key="tr_layers")
+    ui.downloads({"history": hist, "layer_grads": lg, "grad_flow": analysis.grad_flow_frames(rs),
+                  "gate_stats": analysis.gate_stats_frames(rs)}, key="tr")
+
+
+ui.live(render)
+
+st.divider()
+st.markdown("#### Replay recorded snapshots on every page")
+rs = ui.runs() if check_budget(ui.controls()) is None else {}
+steps = analysis.snapshot_steps(rs) if rs else []
+if len(steps) < 2:
+    st.caption("Train for a while first: snapshots are taken every few steps (sidebar → Snapshot every N steps).")
+else:
+    current = st.session_state.replay if st.session_state.replay is not None else steps[-1]
+    current = max(s for s in steps if s <= current) if any(s <= current for s in steps) else steps[0]
+    chosen = st.select_slider("Snapshot step", steps, value=current, key="replay_slider",
+                              disabled=st.session_state.running,
+                              help="Pause training to scrub. Every page then shows this snapshot.")
+    if not st.session_state.running:
+        st.session_state.replay = None if chosen == steps[-1] else chosen
+    st.button("Back to live", on_click=_go_live, key="replay_live")
