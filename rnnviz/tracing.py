@@ -226,10 +226,15 @@ def _proc(t: Tensor) -> Tensor:
     return torch.stack([t[:, 0], t[:, 1].flip(0)], dim=1)
 
 
-def _affine(x: Tensor, W: Tensor, b: Tensor) -> Tensor:
-    """x (T, D, B, k) @ W[d]^T + b[d] for each direction d -> (T, D, B, G); one GEMM per direction."""
+def _affine(x: Tensor, W: Tensor, b: Tensor, add: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """x (T, D, B, k) @ W[d]^T + b[d] (+ x2 @ W2[d]^T) per direction d -> (T, D, B, G); GEMMs into one buffer."""
     T, D, B, k = x.shape
-    ys = [torch.addmm(b[d], x[:, d].reshape(T * B, k), W[d].t()).view(T, B, -1) for d in range(D)]
+    ys = []
+    for d in range(D):
+        y = torch.addmm(b[d], x[:, d].reshape(T * B, k), W[d].t())
+        if add is not None:
+            y.addmm_(add[0][:, d].reshape(T * B, -1), add[1][d].t())
+        ys.append(y.view(T, B, -1))
     return ys[0].unsqueeze(1) if D == 1 else torch.stack(ys, dim=1)
 
 
@@ -304,25 +309,24 @@ def _gates(mode: str, x: Tensor, h: Tensor, h0: Tensor, c0: Tensor | None, param
     b_hh = torch.stack([p[3] for p in params])
     prev = torch.cat([h0.unsqueeze(0), h[:-1]], dim=0)  # (T, D, B, H): the state entering each step
     xp = _proc(x.unsqueeze(1).expand(T, D, B, x.shape[-1]))  # (T, D, B, in)
-    gi = _affine(xp, W_ih, b_ih)  # (T, D, B, GH) input side
-    gh = _affine(prev, W_hh, b_hh)  # (T, D, B, GH) hidden side
     if mode == "LSTM":
-        i, f, g, o = (gi + gh).chunk(4, dim=-1)
+        pre = _affine(prev, W_hh, b_hh + b_ih, add=(xp, W_ih))  # (T, D, B, 4H), one buffer
+        i, f, g, o = pre.chunk(4, dim=-1)
         i, f, g, o = i.sigmoid_(), f.sigmoid_(), g.tanh_(), o.sigmoid_()
-        ig = i * g
         c = torch.empty_like(h)
+        ig = i * g
         c_prev = c0
         for s in range(T):  # c_s = f_s * c_{s-1} + i_s * g_s
             c_prev = torch.addcmul(ig[s], f[s], c_prev, out=c[s])
         return {"input": i, "forget": f, "cell": g, "output": o, "c": c}
-    if mode == "GRU":
-        gi_r, gi_z, gi_n = gi.chunk(3, dim=-1)
-        gh_r, gh_z, gh_n = gh.chunk(3, dim=-1)
-        r, z = (gi_r + gh_r).sigmoid_(), (gi_z + gh_z).sigmoid_()
-        n = (gi_n + r * gh_n).tanh_()
-        return {"reset": r, "update": z, "new": n, "gh_n": gh_n, "prev": prev, "xp": xp,
-                "W_ih": W_ih, "W_hh": W_hh}
-    return {}
+    # GRU: r gates the hidden side of n, so the two sides stay apart
+    gi = _affine(xp, W_ih, b_ih)  # (T, D, B, 3H) input side
+    gh = _affine(prev, W_hh, b_hh)  # (T, D, B, 3H) hidden side
+    gi_r, gi_z, gi_n = gi.chunk(3, dim=-1)
+    gh_r, gh_z, gh_n = gh.chunk(3, dim=-1)
+    r, z = (gi_r + gh_r).sigmoid_(), (gi_z + gh_z).sigmoid_()
+    n = (gi_n + r * gh_n).tanh_()
+    return {"reset": r, "update": z, "new": n, "gh_n": gh_n, "prev": prev, "xp": xp, "W_ih": W_ih, "W_hh": W_hh}
 
 
 @torch.no_grad()
