@@ -29,5 +29,4 @@ nav = st.navigation(list(PAGES.values()))
 goto = st.session_state.pop("goto", None)
 if goto in PAGES:
     st.switch_page(PAGES[goto])
-ui.sidebar()
 nav.run()

@@ -40,6 +40,13 @@ def init_session() -> None:
     _write_widgets(c)
 
 
+def setup() -> Controls:
+    """Every page starts with this: the session, then the sidebar controls (drawn by the page, so a page run
+    on its own, as AppTest's switch_page does, is complete)."""
+    init_session()
+    return sidebar()
+
+
 def _write_widgets(c: Controls) -> None:
     for f in fields(c):
         v = getattr(c, f.name)
@@ -124,11 +131,31 @@ def snapshot_step() -> int | None:
 
 
 # -- sidebar -----------------------------------------------------------------------------------------------
+def _sync() -> None:
+    """on_change of every control: copy the widgets into the session's Controls (validated).
+
+    The Controls, not the widget keys, are the source of truth: widget state does not survive a page
+    switch, so each run writes the Controls back into the widgets before drawing them."""
+    ss = st.session_state
+    values = {f.name: ss[KEY + f.name] for f in fields(Controls) if KEY + f.name in ss}
+    if "cells" in values:
+        values["cells"] = tuple(values["cells"])
+    try:
+        c = replace(ss.controls, **values)
+        c.validate()
+    except (ValueError, TypeError) as exc:
+        ss.control_error = f"Setting ignored: {exc}"
+        return
+    ss.controls = c
+    ss.control_error = None
+
+
 def _on_task_change() -> None:
     task = TASKS[st.session_state[KEY + "task"]]
     st.session_state[KEY + "seq_len"] = min(max(st.session_state[KEY + "seq_len"], task.MIN_LEN), task.MAX_LEN)
     if task.kind == "many_to_many":
         st.session_state[KEY + "bidirectional"] = False
+    _sync()
 
 
 def _start() -> None:
@@ -143,6 +170,7 @@ def _pause() -> None:
 def sidebar() -> Controls:
     """Draw the controls; returns the (validated) Controls and mirrors them in the URL."""
     ss = st.session_state
+    _write_widgets(ss.controls)
     sb = st.sidebar
     b1, b2, b3 = sb.columns(3)
     if ss.running:
@@ -157,41 +185,37 @@ def sidebar() -> Controls:
                  format_func=lambda n: f"{n} — {TASKS[n].kind.replace('_', '-')}")
     task = TASKS[ss[KEY + "task"]]
     sb.caption(task.description)
-    sb.multiselect("Cells (trained side by side)", list(CELL_LABELS), key=KEY + "cells",
+    sb.multiselect("Cells (trained side by side)", list(CELL_LABELS), key=KEY + "cells", on_change=_sync,
                    format_func=CELL_LABELS.get)
-    sb.slider("Recurrent weight scale", *BOUNDS["weight_scale"], step=0.05, key=KEY + "weight_scale",
+    sb.slider("Recurrent weight scale", *BOUNDS["weight_scale"], step=0.05, key=KEY + "weight_scale", on_change=_sync,
               help="W_hh is multiplied by this. With orthogonal init its spectral radius equals it.")
-    sb.selectbox("W_hh init", ["default", "orthogonal", "identity"], key=KEY + "init",
+    sb.selectbox("W_hh init", ["default", "orthogonal", "identity"], key=KEY + "init", on_change=_sync,
                  help="default: PyTorch's U(-1/√H, 1/√H); orthogonal: scale × Q; identity: IRNN (use with relu)")
     sb.number_input("Sequence length T", min_value=task.MIN_LEN, max_value=min(task.MAX_LEN, BOUNDS["seq_len"][1]),
-                    step=10, key=KEY + "seq_len")
+                    step=10, key=KEY + "seq_len", on_change=_sync)
     sb.number_input("Truncation window k (0 = full BPTT)", min_value=0, max_value=BOUNDS["truncation"][1], step=5,
-                    key=KEY + "truncation", help="The state is detached every k steps")
+                    key=KEY + "truncation", on_change=_sync, help="The state is detached every k steps")
     with sb.expander("Model and optimiser", expanded=False):
-        st.select_slider("Hidden size", HIDDEN_SIZES, key=KEY + "hidden_size")
-        st.slider("Layers", *BOUNDS["num_layers"], key=KEY + "num_layers")
+        st.select_slider("Hidden size", HIDDEN_SIZES, key=KEY + "hidden_size", on_change=_sync)
+        st.slider("Layers", *BOUNDS["num_layers"], key=KEY + "num_layers", on_change=_sync)
         st.checkbox("Bidirectional", key=KEY + "bidirectional", disabled=task.kind == "many_to_many",
-                    help="Not for language models: they must not see the future")
-        st.radio("Optimiser", ["adam", "sgd"], key=KEY + "optimizer", horizontal=True)
-        st.select_slider("Learning rate", LRS, key=KEY + "lr", format_func=lambda v: f"{v:g}")
+                    help="Not for language models: they must not see the future", on_change=_sync)
+        st.radio("Optimiser", ["adam", "sgd"], key=KEY + "optimizer", horizontal=True, on_change=_sync)
+        st.select_slider("Learning rate", LRS, key=KEY + "lr", format_func=lambda v: f"{v:g}",
+                         on_change=_sync)
         st.number_input("Gradient clipping threshold (0 = off)", min_value=0.0, max_value=BOUNDS["clip"][1],
-                        step=0.5, key=KEY + "clip")
-        st.slider("LSTM forget-gate bias", *BOUNDS["forget_bias"], step=0.5, key=KEY + "forget_bias")
-        st.selectbox("Attention (seq2seq tasks)", list(ATTENTION_LABELS)[1:], key=KEY + "attention",
+                        step=0.5, key=KEY + "clip", on_change=_sync)
+        st.slider("LSTM forget-gate bias", *BOUNDS["forget_bias"], step=0.5, key=KEY + "forget_bias", on_change=_sync)
+        st.selectbox("Attention (seq2seq tasks)", list(ATTENTION_LABELS)[1:], key=KEY + "attention", on_change=_sync,
                      format_func=ATTENTION_LABELS.get)
-        st.number_input("Batch size", *BOUNDS["batch_size"], key=KEY + "batch_size")
-        st.number_input("Snapshot every N steps", *BOUNDS["snapshot_every"], key=KEY + "snapshot_every")
-        st.number_input("Seed", *BOUNDS["seed"], key=KEY + "seed")
+        st.number_input("Batch size", *BOUNDS["batch_size"], key=KEY + "batch_size", on_change=_sync)
+        st.number_input("Snapshot every N steps", *BOUNDS["snapshot_every"], key=KEY + "snapshot_every",
+                        on_change=_sync)
+        st.number_input("Seed", *BOUNDS["seed"], key=KEY + "seed", on_change=_sync)
 
-    values = {f.name: ss[KEY + f.name] for f in fields(Controls)}
-    values["cells"] = tuple(values["cells"]) or ss.controls.cells
-    try:
-        c = replace(Controls(), **values)
-        c.validate()
-    except (ValueError, TypeError) as exc:
-        sb.error(f"Setting ignored: {exc}")
-        c = ss.controls
-    ss.controls = c
+    if ss.get("control_error"):
+        sb.error(ss.control_error)
+    c = ss.controls
     st.query_params.from_dict(c.to_query())
     for p in ss.pop("url_problems", []):
         st.warning(p)

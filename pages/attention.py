@@ -6,6 +6,7 @@ from pages import _ui as ui
 from rnnviz import analysis, figures
 from rnnviz.training import accuracy_vs_length
 
+ui.setup()
 st.title("🎯 Attention vs the context-vector bottleneck")
 st.markdown(
     "A plain encoder–decoder squeezes the whole source into **one vector** (the encoder's last state) and the "

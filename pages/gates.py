@@ -5,6 +5,7 @@ import streamlit as st
 from pages import _ui as ui
 from rnnviz import analysis, figures
 
+ui.setup()
 st.title("🚪 Gates at work")
 st.markdown(
     "Gated cells decide, per unit and per step, what to keep. **LSTM**: input *i*, forget *f*, output *o* "

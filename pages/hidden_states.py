@@ -6,6 +6,7 @@ from pages import _ui as ui
 from rnnviz import analysis, figures
 from rnnviz.training import sample_text
 
+ui.setup()
 st.title("🌀 Hidden-state trajectories")
 st.markdown(
     "Each sequence traces a path through hidden-state space as the RNN reads it. We project h_t onto its first "

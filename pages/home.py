@@ -6,6 +6,7 @@ from pages import _ui as ui
 from rnnviz import theory
 from rnnviz.controls import PRESETS
 
+ui.setup()
 st.title("rnnviz — inside recurrent networks, live")
 st.markdown(
     "Train small **RNN, LSTM and GRU** models right here and watch what happens inside them while they learn. "

@@ -6,6 +6,7 @@ from pages import _ui as ui
 from rnnviz import analysis, figures
 from rnnviz.controls import check_budget
 
+ui.setup()
 st.title("📈 Training curves and replay")
 
 

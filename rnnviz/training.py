@@ -98,6 +98,16 @@ class Snapshot:
     attention: torch.Tensor | None = None  # (B, T_out, T_in) seq2seq with attention
     nbytes: int = 0
 
+    @classmethod
+    def from_trace(cls, tr, step: int = 0, attention: torch.Tensor | None = None) -> Snapshot:
+        """Keep what the pages draw from a Trace; big tensors as float16."""
+        gates = {k: v.half() for k, v in tr.gates.items()}
+        snap = cls(step=step, loss=tr.loss, grad_norm=tr.grad_norm.double().numpy(), hidden=tr.hidden.half(),
+                   gates=gates, cell=None if tr.cell is None else tr.cell.half(),
+                   gate_stats=tr.gate_stats_frame(), attention=attention)
+        snap.nbytes = sum(t.numel() * 2 for t in [snap.hidden, snap.cell, *gates.values()] if t is not None)
+        return snap
+
 
 @dataclass
 class _Bounded:
@@ -232,11 +242,7 @@ class Trainer:
             return None
         finally:
             model.train()
-        half = {k: v.half() for k, v in tr.gates.items()}
-        snap = Snapshot(step=self.steps, loss=tr.loss, grad_norm=tr.grad_norm.double().numpy(),
-                        hidden=tr.hidden.half(), gates=half, cell=None if tr.cell is None else tr.cell.half(),
-                        gate_stats=tr.gate_stats_frame(), attention=attn)
-        snap.nbytes = sum(t.numel() * 2 for t in [snap.hidden, snap.cell, *half.values()] if t is not None)
+        snap = Snapshot.from_trace(tr, self.steps, attn)
         self.snapshots.append(snap)
         self._bound_snapshots()
         return snap

@@ -1,0 +1,572 @@
+"""Pure functions: tidy DataFrame (rnnviz.analysis) -> plotly.graph_objects.Figure. Fine in a notebook too.
+
+    fig = grad_norm_vs_time(analysis.grad_flow_frames(runs), predicted=analysis.predicted_frames(runs))
+    fig.show()
+
+Made for a projector: template "plotly_white", 16 px text, titles that say what is plotted, axis titles
+with symbols and units, one colour per run in every figure (RUN_COLORS, Okabe & Ito's colour-blind-safe
+palette) and colour-blind-safe colour scales (Viridis, Blues, RdBu). Heatmaps are go.Heatmap strided to at
+most MAX_CELLS x MAX_CELLS. Every function returns a figure, with a "no data yet" note on empty input.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import zlib
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+# Okabe & Ito (2008): distinguishable with every common colour-vision deficiency
+RUN_COLORS = {"RNN (tanh)": "#D55E00", "RNN (relu)": "#E69F00", "LSTM": "#0072B2", "GRU": "#009E73"}
+FALLBACK_COLORS = ["#CC79A7", "#56B4E9", "#000000", "#882255", "#44AA99", "#999999"]
+GATE_COLORS = {"input": "#0072B2", "forget": "#D55E00", "cell": "#009E73", "output": "#CC79A7",
+               "reset": "#E69F00", "update": "#56B4E9", "new": "#009E73"}
+SIGMOID_GATES = ("input", "forget", "output", "reset", "update")  # [0, 1]; everything else is tanh-like
+GATE_TITLES = {"input": "input gate i_t", "forget": "forget gate f_t", "cell": "candidate g_t",
+               "output": "output gate o_t", "reset": "reset gate r_t", "update": "update gate z_t",
+               "new": "new state n_t", "cell state": "cell state c_t", "hidden": "hidden state h_t"}
+CELL_NAMES = {"rnn_tanh": "RNN (tanh)", "rnn_relu": "RNN (relu)", "lstm": "LSTM", "gru": "GRU"}
+ATTENTION_NAMES = {"none": "no attention (fixed context vector)", "bahdanau": "Bahdanau (additive)",
+                   "luong_dot": "Luong (dot)", "luong_general": "Luong (general)"}
+ATTENTION_COLORS = {"none": "#D55E00", "bahdanau": "#009E73", "luong_dot": "#CC79A7", "luong_general": "#0072B2"}
+LABEL_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255"]
+DASHES = ["solid", "dot", "dashdot", "longdashdot", "2px,6px", "12px,4px,2px,4px", "8px,8px", "1px,3px"]
+EMPTY = "no data yet — press Start or Step"
+FONT_SIZE = 16
+MAX_CELLS = 300  # heatmaps: at most this many cells along each axis
+ZERO = "exactly 0 (cut by truncation)"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Shared pieces
+
+
+def run_colors(labels) -> dict[str, str]:
+    """label -> colour. The four cells get RUN_COLORS; any other label a FALLBACK_COLORS entry chosen by a
+    hash of the label (the same in every figure and session), the next free one on a clash within `labels`."""
+    labels = list(dict.fromkeys(str(v) for v in labels))
+    out = {lab: RUN_COLORS[lab] for lab in labels if lab in RUN_COLORS}
+    used = set(out.values())
+    n = len(FALLBACK_COLORS)
+    for lab in sorted(set(labels) - set(out)):
+        i = zlib.crc32(lab.encode()) % n
+        for j in range(n):
+            if FALLBACK_COLORS[(i + j) % n] not in used:
+                i = (i + j) % n
+                break
+        out[lab] = FALLBACK_COLORS[i]
+        used.add(out[lab])
+    return out
+
+
+def _layout(fig: go.Figure, title: str, x: str | None = None, y: str | None = None, note: str | None = None,
+            **kw) -> go.Figure:
+    t = {"text": title, "font": {"size": FONT_SIZE + 4}}
+    if note:
+        t["subtitle"] = {"text": note, "font": {"size": FONT_SIZE - 1}}
+    fig.update_layout(**{"template": "plotly_white", "title": t, "font": {"size": FONT_SIZE},
+                         "hoverlabel": {"font_size": FONT_SIZE}, "legend": {"font": {"size": FONT_SIZE}},
+                         "margin": {"t": 100 if note else 70}, **kw})
+    if x is not None:
+        fig.update_xaxes(title_text=x)
+    if y is not None:
+        fig.update_yaxes(title_text=y)
+    return fig
+
+
+def _empty(title: str, x: str | None = None, y: str | None = None) -> go.Figure:
+    fig = _layout(go.Figure(), title, x, y)
+    fig.add_annotation(text=EMPTY, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font={"size": FONT_SIZE + 4, "color": "#555555"})
+    fig.update_xaxes(showgrid=False, zeroline=False, showticklabels=False)
+    fig.update_yaxes(showgrid=False, zeroline=False, showticklabels=False)
+    return fig
+
+
+def _is_empty(df) -> bool:
+    return df is None or len(df) == 0
+
+
+def _grid(df: pd.DataFrame, row: str, col: str, value: str):
+    """Pivot to a matrix strided to <= MAX_CELLS per axis: (rows (R,), cols (C,), z (R, C))."""
+    m = df.pivot_table(index=row, columns=col, values=value, aggfunc="mean", dropna=False).sort_index()
+    m = m[sorted(m.columns)]
+    sr, sc = max(1, math.ceil(m.shape[0] / MAX_CELLS)), max(1, math.ceil(m.shape[1] / MAX_CELLS))
+    m = m.iloc[::sr, ::sc]
+    return m.index.to_numpy(), m.columns.to_numpy(), m.to_numpy(dtype=np.float64)
+
+
+def _positive(y) -> np.ndarray:
+    """y as float64 with non-positive and non-finite values as NaN (they have no place on a log axis)."""
+    y = np.asarray(y, dtype=np.float64)
+    return np.where(np.isfinite(y) & (y > 0), y, np.nan)
+
+
+def _hline(fig: go.Figure, x, y: float, name: str, color: str = "#333333", dash: str = "dash") -> None:
+    """A labelled horizontal line across x as a trace (shows in the legend, correct on log axes)."""
+    x0, x1 = float(np.nanmin(x)), float(np.nanmax(x))
+    fig.add_trace(go.Scatter(x=[x0, x1], y=[y, y], mode="lines+text", text=[name, ""], textposition="top right",
+                             line={"color": color, "dash": dash, "width": 2}, name=name,
+                             hovertemplate=f"{name}: {y:.4g}<extra></extra>"))
+
+
+def _rolling(y: pd.Series) -> tuple[pd.Series, int]:
+    w = int(min(50, max(1, len(y) // 25)))
+    return y.rolling(w, min_periods=1).mean(), w
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Gradient flow
+
+
+def grad_norm_vs_time(gf: pd.DataFrame, step: int | None = None, predicted: pd.DataFrame | None = None) -> go.Figure:
+    """||dL/dh_t|| against t on a log axis, one line per (run, layer, direction), for each run's snapshot at
+    the largest step <= `step` (the latest if None; the earliest if all are later).
+
+    gf: run, step, layer, direction, t, grad_norm (analysis.grad_flow_frames). predicted: run, t, bound
+    (analysis.predicted_frames), drawn dashed in the run's colour. Exact zeros (no gradient path: a
+    truncation cut) cannot sit on a log axis: the line breaks there and x markers sit in a row per line at a
+    floor three decades below the smallest positive value (rows a quarter decade apart so runs do not hide
+    each other), hover "exactly 0 (cut by truncation)".
+    """
+    title, xt, yt = "‖∂L/∂h_t‖ at each time step", "time step t", "‖∂L/∂h_t‖ (log scale)"
+    if _is_empty(gf):
+        return _empty(title, xt, yt)
+    parts, steps = [], {}
+    for run, g in gf.groupby("run", sort=False):
+        have = np.sort(g["step"].unique())
+        sel = have[-1] if step is None else (have[have <= step][-1] if (have <= step).any() else have[0])
+        steps[run] = int(sel)
+        parts.append(g[g["step"] == sel])
+    cur = pd.concat(parts)
+    v = cur["grad_norm"].to_numpy(dtype=np.float64)
+    pos = v[np.isfinite(v) & (v > 0)]
+    floor = pos.min() / 1e3 if len(pos) else 1e-30
+    colors = run_colors(steps)
+    fig, n_zero = go.Figure(), 0
+    for run, g in cur.groupby("run", sort=False):
+        L, D = g["layer"].max() + 1, g["direction"].max() + 1
+        for (layer, d), gg in g.groupby(["layer", "direction"]):
+            gg = gg.sort_values("t")
+            name = run + (f" · layer {layer}" if L > 1 else "") + (" · reverse" if d else "")
+            t, y = gg["t"].to_numpy(), gg["grad_norm"].to_numpy(dtype=np.float64)
+            fig.add_trace(go.Scatter(
+                x=t, y=_positive(y), mode="lines+markers" if len(t) <= 60 else "lines", name=name,
+                legendgroup=name, line={"color": colors[run], "width": 3, "dash": DASHES[(layer * D + d) % 8]},
+                hovertemplate=f"{name}<br>t = %{{x}}<br>‖∂L/∂h_t‖ = %{{y:.3e}}<extra></extra>"))
+            z = t[y == 0]
+            if len(z):
+                fig.add_trace(go.Scatter(
+                    x=z, y=np.full(len(z), floor * 10 ** (-0.25 * n_zero)), mode="markers", name=f"{name}: {ZERO}",
+                    legendgroup=name, showlegend=False, marker={"symbol": "x", "size": 9, "color": colors[run]},
+                    hovertemplate=f"{name}<br>t = %{{x}}: {ZERO}<extra></extra>"))
+                n_zero += 1
+    lo = math.log10(floor) - 0.25 * max(n_zero - 1, 0) if n_zero or not len(pos) else math.log10(pos.min())
+    hi = math.log10(pos.max() if len(pos) else 1.0)
+    if not _is_empty(predicted):
+        for run, p in predicted.groupby("run", sort=False):
+            p = p.sort_values("t")
+            y = _positive(p["bound"])
+            fig.add_trace(go.Scatter(
+                x=p["t"], y=y, mode="lines", name=f"{run}: predicted σ_max^(T−1−t)",
+                line={"color": colors.get(run, run_colors([run])[run]), "dash": "dash", "width": 2},
+                hovertemplate="t = %{x}<br>σ_max^(T−1−t)·‖∂L/∂h_{T−1}‖ = %{y:.3e}<extra></extra>"))
+            ok = y[np.isfinite(y)]
+            if len(ok):  # widen the axis for the prediction, by at most 3 decades each way
+                lo = min(lo, max(math.log10(ok.min()), lo - 3))
+                hi = max(hi, min(math.log10(ok.max()), hi + 3))
+    at = set(steps.values())
+    title += f" — snapshot at step {at.pop()}" if len(at) == 1 else " — snapshots at steps " + \
+        ", ".join(f"{r}: {s}" for r, s in steps.items())
+    note = "the loss is at the last step: read right to left" + \
+        ("; × at the bottom: exactly 0 (cut by truncation)" if n_zero else "")
+    fig = _layout(fig, title, xt, yt, note=note)
+    fig.update_yaxes(type="log", range=[lo - 0.3, hi + 0.3], exponentformat="power")
+    return fig
+
+
+def grad_flow_heatmap(gf: pd.DataFrame, run: str | None = None, layer: int = 0, direction: int = 0) -> go.Figure:
+    """Training step (y) x time step t (x), colour = log10 ||dL/dh_t|| of one run (the first if None),
+    layer and direction. Exact zeros (truncation cuts) are left blank."""
+    title, xt, yt = "log10 ‖∂L/∂h_t‖ over training", "time step t", "training step"
+    if not _is_empty(gf):
+        run = gf["run"].iloc[0] if run is None else run
+        gf = gf[(gf["run"] == run) & (gf["layer"] == layer) & (gf["direction"] == direction)]
+    if _is_empty(gf):
+        return _empty(title, xt, yt)
+    steps, ts, z = _grid(gf, "step", "t", "grad_norm")  # z (steps, T)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logz = np.log10(_positive(z))
+    fig = go.Figure(go.Heatmap(
+        x=ts, y=steps, z=logz, customdata=z, colorscale="Viridis",
+        colorbar={"title": {"text": "log10 ‖∂L/∂h_t‖", "side": "right"}},
+        hovertemplate="step %{y}, t = %{x}<br>‖∂L/∂h_t‖ = %{customdata:.3e}<extra></extra>"))
+    name = f"{run}" + (f", layer {layer}" if layer else "") + (", reverse" if direction else "")
+    note = "blank cells: exactly 0 (cut by truncation)" if (z == 0).any() else None
+    return _layout(fig, f"log10 ‖∂L/∂h_t‖ over training — {name}", xt, yt, note=note)
+
+
+def global_grad_norm(hist: pd.DataFrame, clip: float | None = None) -> go.Figure:
+    """Global gradient norm per step and run on a log axis: before clipping (solid) and, with a threshold,
+    after clipping (dotted), with the threshold as a dashed line. hist: analysis.history_frames."""
+    title, xt, yt = "Global gradient norm ‖∂L/∂θ‖ per step", "training step", "‖∂L/∂θ‖ (log scale)"
+    if _is_empty(hist):
+        return _empty(title, xt, yt)
+    colors = run_colors(hist["run"].unique())
+    fig = go.Figure()
+    for run, h in hist.groupby("run", sort=False):
+        fig.add_trace(go.Scatter(x=h["step"], y=_positive(h["grad_norm"]), mode="lines", name=f"{run}: before clipping",
+                                 line={"color": colors[run], "width": 2}, legendgroup=run,
+                                 hovertemplate="step %{x}<br>‖g‖ = %{y:.3e}<extra></extra>"))
+        if clip:
+            fig.add_trace(go.Scatter(x=h["step"], y=_positive(h["grad_norm_clipped"]), mode="lines",
+                                     name=f"{run}: after clipping", legendgroup=run,
+                                     line={"color": colors[run], "width": 3, "dash": "dot"},
+                                     hovertemplate="step %{x}<br>clipped ‖g‖ = %{y:.3e}<extra></extra>"))
+    if clip:
+        _hline(fig, hist["step"], float(clip), f"clip threshold {clip:g}")
+    note = "if ‖g‖ ≥ threshold: g ← threshold · g / ‖g‖ (Pascanu et al. 2013)" if clip else "no clipping"
+    fig = _layout(fig, title, xt, yt, note=note)
+    fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Training curves
+
+
+def loss_curves(hist: pd.DataFrame, metric: bool = False) -> go.Figure:
+    """Loss (or the task metric) per step and run: thin = every step, thick = a rolling mean, dashed = the
+    task's trivial baseline (for the loss, and for an mse metric, which is the loss). Log axis except for
+    accuracy. hist: analysis.history_frames."""
+    name = "loss"
+    if metric:
+        names = hist["metric_name"].dropna().unique() if not _is_empty(hist) and "metric_name" in hist else []
+        name = str(names[0]) if len(names) == 1 else "metric"
+    log = name != "accuracy"
+    title = f"Training {name} per step" if name != "metric" else "Training metric per step"
+    xt, yt = "training step", name + (" (log scale)" if log else "")
+    if _is_empty(hist):
+        return _empty(title, xt, yt)
+    col = "metric" if metric else "loss"
+    colors = run_colors(hist["run"].unique())
+    fig, w = go.Figure(), 1
+    for run, h in hist.groupby("run", sort=False):
+        y = h[col].astype(np.float64)
+        smooth, w = _rolling(y)
+        fig.add_trace(go.Scatter(x=h["step"], y=_positive(y) if log else y, mode="lines", name=f"{run} (each step)",
+                                 line={"color": colors[run], "width": 1}, opacity=0.35, legendgroup=run,
+                                 showlegend=False, hovertemplate=f"step %{{x}}<br>{name} = %{{y:.4g}}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=h["step"], y=_positive(smooth) if log else smooth, mode="lines", name=run,
+                                 line={"color": colors[run], "width": 3}, legendgroup=run,
+                                 hovertemplate=f"step %{{x}}<br>{name} (mean of {w}) = %{{y:.4g}}<extra></extra>"))
+    base = hist["baseline"].dropna() if "baseline" in hist else pd.Series(dtype=float)
+    if (not metric or name == "mse") and len(base):
+        _hline(fig, hist["step"], float(base.iloc[0]), "trivial baseline")
+    fig = _layout(fig, title, xt, yt, note="thin: every step · thick: " + (f"rolling mean over {w} steps" if w > 1
+                                                                             else "the same (too few steps to smooth)"))
+    if log:
+        fig.update_yaxes(type="log", exponentformat="power")
+    else:
+        fig.update_yaxes(range=[0, 1.02])
+    return fig
+
+
+def layer_grad_norms(lg: pd.DataFrame) -> go.Figure:
+    """||dL/dtheta|| per parameter group and step (before clipping), log axis. One run: a colour per group;
+    several: the run's colour with a dash per group. lg: analysis.layer_grad_frames."""
+    title, xt, yt = "Gradient norm per parameter group", "training step", "‖∂L/∂θ_group‖ (log scale)"
+    if _is_empty(lg):
+        return _empty(title, xt, yt)
+    runs = list(lg["run"].unique())
+    groups = list(lg["group"].unique())
+    colors = run_colors(runs)
+    palette = list(RUN_COLORS.values()) + FALLBACK_COLORS
+    fig = go.Figure()
+    for (run, group), g in lg.groupby(["run", "group"], sort=False):
+        i = groups.index(group)
+        line = {"color": palette[i % len(palette)], "width": 3} if len(runs) == 1 else \
+            {"color": colors[run], "width": 2, "dash": DASHES[i % len(DASHES)]}
+        name = group if len(runs) == 1 else f"{run} · {group}"
+        fig.add_trace(go.Scatter(x=g["step"], y=_positive(g["grad_norm"]), mode="lines", name=name, line=line,
+                                 hovertemplate=f"{name}<br>step %{{x}}<br>‖∂L/∂θ‖ = %{{y:.3e}}<extra></extra>"))
+    fig = _layout(fig, title + " (before clipping)", xt, yt)
+    fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Gates
+
+
+def gate_heatmaps(gf_frame: pd.DataFrame) -> go.Figure:
+    """One heatmap per gate (t on x, unit on y) from analysis.gate_frame. Sigmoid gates share a [0, 1]
+    white-to-blue scale; tanh quantities (candidate g / new n, cell state, hidden) share a diverging
+    [-1, 1] red-white-blue scale (values beyond +-1, e.g. c_t, saturate the colour; hover shows them)."""
+    title, xt, yt = "Gate activations per time step and unit", "time step t", "unit"
+    if _is_empty(gf_frame):
+        return _empty(title, xt, yt)
+    gates = list(gf_frame["gate"].unique())
+    cols = min(3, len(gates))
+    rows = math.ceil(len(gates) / cols)
+    parts = dict(list(gf_frame.groupby("gate", sort=False)))
+    titles = [GATE_TITLES.get(g, g) + (" (colour clipped at ±1)" if g not in SIGMOID_GATES
+                                       and parts[g]["value"].abs().max() > 1 else "") for g in gates]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08,
+                        vertical_spacing=0.16 if rows > 1 else 0.1)
+    for i, g in enumerate(gates):
+        units, ts, z = _grid(parts[g], "unit", "t", "value")  # z (H, T)
+        sig = g in SIGMOID_GATES
+        fig.add_trace(go.Heatmap(x=ts, y=units, z=z, coloraxis="coloraxis" if sig else "coloraxis2",
+                                 name=GATE_TITLES.get(g, g),
+                                 hovertemplate=f"{GATE_TITLES.get(g, g)}<br>t = %{{x}}, unit %{{y}}<br>"
+                                               "value = %{z:.3f}<extra></extra>"),
+                      row=i // cols + 1, col=i % cols + 1)
+    has_sig = any(g in SIGMOID_GATES for g in gates)
+    has_tanh = any(g not in SIGMOID_GATES for g in gates)
+    both = has_sig and has_tanh
+    fig = _layout(fig, title, xt, yt, height=140 + 280 * rows,
+                  coloraxis={"colorscale": "Blues", "cmin": 0, "cmax": 1, "showscale": has_sig,
+                             "colorbar": {"title": {"text": "sigmoid"}, "y": 0.78 if both else 0.5,
+                                          "len": 0.45 if both else 0.9}},
+                  coloraxis2={"colorscale": "RdBu", "cmin": -1, "cmax": 1, "showscale": has_tanh,
+                              "colorbar": {"title": {"text": "tanh"}, "y": 0.22 if both else 0.5,
+                                           "len": 0.45 if both else 0.9}})
+    fig.update_annotations(font_size=FONT_SIZE)
+    return fig
+
+
+def gate_saturation(gs: pd.DataFrame) -> go.Figure:
+    """Fraction of gate values above 0.95 (solid) and below 0.05 (dotted) per gate over training; tanh
+    gates judged on (a + 1) / 2. Averaged over layers and directions. gs: analysis.gate_stats_frames."""
+    title, xt, yt = "Gate saturation over training", "training step", "fraction of (unit, step) values"
+    if _is_empty(gs):
+        return _empty(title, xt, yt)
+    runs = list(gs["run"].unique()) if "run" in gs else [None]
+    gs = gs.assign(run=gs["run"] if "run" in gs else "")
+    m = gs.groupby(["run", "gate", "step"], sort=False)[["frac_low", "frac_high"]].mean().reset_index()
+    fig = go.Figure()
+    for (run, gate), g in m.groupby(["run", "gate"], sort=False):
+        g = g.sort_values("step")
+        pre = f"{run} · " if len(runs) > 1 else ""
+        color = GATE_COLORS.get(gate, "#000000")
+        fig.add_trace(go.Scatter(x=g["step"], y=g["frac_high"], mode="lines+markers", name=f"{pre}{gate}: > 0.95",
+                                 line={"color": color, "width": 3}, legendgroup=f"{run}{gate}",
+                                 hovertemplate=f"{pre}{gate}<br>step %{{x}}<br>> 0.95: %{{y:.1%}}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=g["step"], y=g["frac_low"], mode="lines+markers", name=f"{pre}{gate}: < 0.05",
+                                 line={"color": color, "width": 2, "dash": "dot"}, legendgroup=f"{run}{gate}",
+                                 marker={"symbol": "circle-open"},
+                                 hovertemplate=f"{pre}{gate}<br>step %{{x}}<br>< 0.05: %{{y:.1%}}<extra></extra>"))
+    fig = _layout(fig, title, xt, yt, note="solid: > 0.95 (open) · dotted: < 0.05 (shut) · tanh gates as (a+1)/2")
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Hidden states
+
+
+def pca_trajectories(pf: pd.DataFrame, dims: int = 2, color: str = "t", explained=None) -> go.Figure:
+    """One lines+markers trajectory per probe sequence in PCA space (analysis.pca_frame), coloured by time
+    step t (one continuous scale) or by label. A diamond marks t = 0. dims=3 draws go.Scatter3d.
+    explained: optional (k,) variance fractions (analysis.explained_variance) for the axis titles."""
+    if dims not in (2, 3):
+        raise ValueError(f"dims must be 2 or 3, got {dims!r}")
+    if color not in ("t", "label"):
+        raise ValueError(f"color must be 't' or 'label', got {color!r}")
+    axes = [f"PC{i + 1} of h_t" + (f" ({explained[i]:.0%} of variance)" if explained is not None
+                                   and i < len(explained) else "") for i in range(dims)]
+    title = f"Hidden-state trajectories h_t on PC1–PC{dims}"
+    if _is_empty(pf):
+        return _empty(title, axes[0], axes[1])
+    pcs = [pf[f"pc{i + 1}"] if f"pc{i + 1}" in pf else pd.Series(0.0, index=pf.index) for i in range(dims)]
+    pf = pf.assign(**{f"_p{i}": p for i, p in enumerate(pcs)})
+    labels = pf["label"].astype(str) if "label" in pf else "seq " + pf["sequence"].astype(str)
+    pf = pf.assign(label=labels)
+    lab_colors = {lab: LABEL_COLORS[i % len(LABEL_COLORS)] for i, lab in enumerate(sorted(pf["label"].unique()))}
+    T = int(pf["t"].max())
+    fig, shown = go.Figure(), set()
+    for seq, g in pf.groupby("sequence", sort=True):
+        g = g.sort_values("t")
+        lab = g["label"].iloc[0]
+        symbols = np.where(g["t"].to_numpy() == 0, "diamond", "circle")
+        if color == "t":
+            marker = {"color": g["t"], "coloraxis": "coloraxis", "symbol": symbols, "size": 8 if dims == 2 else 4}
+            line = {"color": "rgba(110, 110, 110, 0.45)", "width": 2}
+            kw = {"name": f"seq {seq} ({lab})", "showlegend": False}
+        else:
+            c = lab_colors[lab]
+            marker = {"color": c, "symbol": symbols, "size": 8 if dims == 2 else 4}
+            line = {"color": c, "width": 2}
+            kw = {"name": lab, "legendgroup": lab, "showlegend": lab not in shown}
+            shown.add(lab)
+        hover = f"seq {seq} ({html.escape(str(lab))})<br>t = %{{customdata}}<extra></extra>"
+        xyz = {"x": g["_p0"], "y": g["_p1"]} | ({"z": g["_p2"]} if dims == 3 else {})
+        tr = go.Scatter3d if dims == 3 else go.Scatter
+        fig.add_trace(tr(**xyz, mode="lines+markers", marker=marker, line=line, customdata=g["t"],
+                         hovertemplate=hover, **kw))
+    fig = _layout(fig, title, note="one path per probe sequence · diamond: t = 0",
+                  coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": max(T, 1), "showscale": color == "t",
+                             "colorbar": {"title": {"text": "time step t"}}})
+    if dims == 3:
+        fig.update_layout(scene={"xaxis_title": axes[0], "yaxis_title": axes[1], "zaxis_title": axes[2]},
+                          height=650)
+    else:
+        fig.update_xaxes(title_text=axes[0])
+        fig.update_yaxes(title_text=axes[1])
+    return fig
+
+
+def unit_heatmap(uf: pd.DataFrame) -> go.Figure:
+    """h_t per unit (y) and time step (x) for one sequence (analysis.unit_frame), diverging red-white-blue
+    centred at 0 over [-1, 1] (wider if the states are, e.g. a relu RNN)."""
+    title, xt, yt = "Hidden state h_t per unit over time", "time step t", "unit"
+    if _is_empty(uf):
+        return _empty(title, xt, yt)
+    units, ts, z = _grid(uf, "unit", "t", "value")
+    m = max(1.0, float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0)
+    fig = go.Figure(go.Heatmap(x=ts, y=units, z=z, colorscale="RdBu", zmin=-m, zmax=m, zmid=0,
+                               colorbar={"title": {"text": "h_t"}},
+                               hovertemplate="t = %{x}, unit %{y}<br>h = %{z:.3f}<extra></extra>"))
+    return _layout(fig, title, xt, yt)
+
+
+def _rdbu(v: float) -> tuple[str, str]:
+    """value in [-1, 1] -> (background, text colour): -1 red #B2182B, 0 white, +1 blue #2166AC."""
+    if not math.isfinite(v):
+        return "rgb(255,255,255)", "#000"
+    v = max(-1.0, min(1.0, v))
+    end = (178, 24, 43) if v < 0 else (33, 102, 172)
+    a = abs(v)
+    r, g, b = (round(255 + (e - 255) * a) for e in end)
+    return f"rgb({r},{g},{b})", ("#fff" if a > 0.6 else "#000")
+
+
+def text_activation_html(chars: list[str], values: list[float]) -> str:
+    """HTML: each character on a background coloured by its value in [-1, 1] (red -1, white 0, blue +1),
+    the value in its tooltip. Characters are escaped (html.escape); a newline shows as ↵ and breaks the line."""
+    spans = []
+    for ch, v in zip(chars, values, strict=False):
+        bg, fg = _rdbu(float(v))
+        s = "↵" if ch == "\n" else html.escape(ch)
+        spans.append(f'<span title="{float(v):.3f}" style="background-color:{bg};color:{fg}">{s}</span>'
+                     + ("\n" if ch == "\n" else ""))
+    return ('<div style="font-family:monospace;font-size:18px;line-height:1.9;white-space:pre-wrap;'
+            'word-break:break-all">' + "".join(spans) + "</div>")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Attention
+
+
+def attention_heatmap(af: pd.DataFrame, src_tokens: list[str], tgt_tokens: list[str],
+                      ideal: str | None = None) -> go.Figure:
+    """Attention weights alpha_ij in [0, 1]: decoder step i (y, labelled with the target tokens) x encoder
+    step j (x, labelled with the source tokens), from analysis.attention_frame. ideal: "diagonal" or
+    "anti-diagonal" draws the alignment the task calls for as a dotted line."""
+    if ideal not in (None, "diagonal", "anti-diagonal"):
+        raise ValueError(f"ideal must be None, 'diagonal' or 'anti-diagonal', got {ideal!r}")
+    title, xt, yt = "Attention weights α_ij", "encoder step j (source token)", "decoder step i (target token)"
+    if _is_empty(af):
+        return _empty(title, xt, yt)
+    dec, enc, z = _grid(af, "dec", "enc", "weight")  # z (T_out, T_in)
+
+    def tok(tokens, i):
+        return str(tokens[i]) if i < len(tokens) else str(i)
+
+    text = [[f"{tok(tgt_tokens, i)} ← {tok(src_tokens, j)}" for j in enc] for i in dec]
+    fig = go.Figure(go.Heatmap(x=enc, y=dec, z=z, text=text, colorscale="Blues", zmin=0, zmax=1,
+                               colorbar={"title": {"text": "α_ij"}},
+                               hovertemplate="decoder %{y} → encoder %{x}<br>%{text}<br>α = %{z:.3f}<extra></extra>"))
+    if ideal:
+        n_in, n_out = int(af["enc"].max()) + 1, int(af["dec"].max()) + 1
+        i = np.arange(min(n_in, n_out))
+        fig.add_trace(go.Scatter(x=i if ideal == "diagonal" else n_in - 1 - i, y=i, mode="lines",
+                                 name=f"ideal {ideal}", line={"color": "#D55E00", "dash": "dot", "width": 3},
+                                 hoverinfo="skip"))
+    tick = max(1, math.ceil(max(len(enc), len(dec)) / 40))
+    fig = _layout(fig, title, xt, yt, note="each row sums to 1")
+    fig.update_xaxes(tickvals=enc[::tick], ticktext=[tok(src_tokens, j) for j in enc[::tick]], showgrid=False)
+    fig.update_yaxes(tickvals=dec[::tick], ticktext=[tok(tgt_tokens, i) for i in dec[::tick]], showgrid=False,
+                     autorange="reversed")
+    return fig
+
+
+def accuracy_vs_length(df: pd.DataFrame) -> go.Figure:
+    """Greedy-decoding token accuracy against sequence length, one line per attention type
+    (columns length, attention, accuracy: rnnviz.training.accuracy_vs_length)."""
+    title, xt, yt = "Accuracy vs sequence length, with and without attention", "sequence length T", \
+        "token accuracy (greedy decoding)"
+    if _is_empty(df):
+        return _empty(title, xt, yt)
+    fig = go.Figure()
+    fallback = run_colors([a for a in df["attention"].unique() if a not in ATTENTION_COLORS])
+    for att, g in df.groupby("attention", sort=False):
+        g = g.sort_values("length")
+        name = ATTENTION_NAMES.get(att, str(att))
+        fig.add_trace(go.Scatter(x=g["length"], y=g["accuracy"], mode="lines+markers", name=name,
+                                 line={"color": ATTENTION_COLORS.get(att, fallback.get(att)), "width": 3},
+                                 marker={"size": 10},
+                                 hovertemplate=f"{name}<br>T = %{{x}}<br>accuracy = %{{y:.1%}}<extra></extra>"))
+    fig = _layout(fig, title, xt, yt)
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Phase diagram
+
+
+def phase_diagram(df: pd.DataFrame, cell: str | None = None, clip: float = 10.0) -> go.Figure:
+    """Vanishing (blue) vs exploding (red) at initialisation: one heatmap per cell side by side, x = weight
+    scale, y = sequence length T (evenly spaced rows), colour = log10 ||dL/dh_0|| / ||dL/dh_{T-1}||
+    clipped to +-clip decades. The tanh RNN panel marks the theoretical boundary sigma_max = scale = 1
+    (orthogonal init). Each cell's customdata is [scale, seq_len], for a click to load that configuration.
+    df: cell, scale, seq_len, log_ratio (analysis.phase_frame)."""
+    title, xt, yt = "Vanishing and exploding gradients at initialisation", "recurrent weight scale", \
+        "sequence length T"
+    if not _is_empty(df) and cell is not None:
+        df = df[df["cell"] == cell]
+    if _is_empty(df):
+        return _empty(title, xt, yt)
+    cells = list(df["cell"].unique())
+    lens = np.sort(df["seq_len"].unique())
+    fig = make_subplots(rows=1, cols=len(cells), shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=[CELL_NAMES.get(c, str(c)) for c in cells])
+    for k, c in enumerate(cells):
+        g = df[df["cell"] == c]
+        Ts, scales, z = _grid(g, "seq_len", "scale", "log_ratio")  # z (lens, scales)
+        rows = np.searchsorted(lens, Ts)
+        custom = np.stack(np.broadcast_arrays(scales[None, :], Ts[:, None]), axis=-1)  # (lens, scales, 2)
+        text = [[("overflow" if np.isnan(v) else f"{v:.2f}") for v in r] for r in z]
+        fig.add_trace(go.Heatmap(x=scales, y=rows, z=np.clip(z, -clip, clip), customdata=custom, text=text,
+                                 coloraxis="coloraxis", name=CELL_NAMES.get(c, str(c)),
+                                 hovertemplate=f"{CELL_NAMES.get(c, c)}<br>scale = %{{customdata[0]}}<br>"
+                                               "T = %{customdata[1]}<br>log10 ratio = %{text}<extra></extra>"),
+                      row=1, col=k + 1)
+        if c in ("rnn_tanh", "RNN (tanh)"):
+            fig.add_trace(go.Scatter(x=[1.0, 1.0], y=[-0.5, len(lens) - 0.5], mode="lines",
+                                     name="theory: σ_max = 1 (tanh RNN)", hoverinfo="skip", showlegend=True,
+                                     line={"color": "#000000", "dash": "dot", "width": 3}), row=1, col=k + 1)
+        fig.update_xaxes(title_text=xt, row=1, col=k + 1)
+    fig = _layout(fig, title, note=f"blue: vanishing · red: exploding · colour clipped at ±{clip:g} decades "
+                                   "· blank: the forward pass overflowed",
+                  coloraxis={"colorscale": "RdBu_r", "cmin": -clip, "cmax": clip, "cmid": 0,
+                             "colorbar": {"title": {"text": "log10 ‖∂L/∂h_0‖ / ‖∂L/∂h_{T−1}‖", "side": "right"}}},
+                  legend={"orientation": "h", "y": -0.25, "font": {"size": FONT_SIZE}}, showlegend=True,
+                  margin={"t": 130, "b": 120})
+    fig.update_yaxes(tickvals=np.arange(len(lens)), ticktext=[str(int(t)) for t in lens])
+    fig.update_yaxes(title_text=yt, row=1, col=1)
+    fig.update_annotations(font_size=FONT_SIZE)
+    return fig
+
+
+__all__ = [
+    "FALLBACK_COLORS", "GATE_COLORS", "RUN_COLORS", "accuracy_vs_length", "attention_heatmap", "gate_heatmaps",
+    "gate_saturation", "global_grad_norm", "grad_flow_heatmap", "grad_norm_vs_time", "layer_grad_norms",
+    "loss_curves", "pca_trajectories", "phase_diagram", "run_colors", "text_activation_html", "unit_heatmap",
+]

@@ -1,0 +1,163 @@
+"""Every page under streamlit.testing.v1.AppTest: defaults, each preset, controls change the picture, ticks train."""
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from rnnviz.controls import PRESETS
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 120  # importing torch and building models is slow on a loaded 2-core machine
+PAGES = ["pages/home.py", "pages/gradient_flow.py", "pages/gates.py", "pages/hidden_states.py",
+         "pages/attention.py", "pages/training.py", "pages/phase.py", "pages/your_model.py"]
+
+
+def app(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def values(v) -> list:
+    """A trace's x/y as a list (plotly encodes numpy arrays as base64 'bdata')."""
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
+    return list(v or [])
+
+
+def status_text(at: AppTest) -> str:
+    return " ".join(m.value for m in at.markdown if "steps/s" in m.value)
+
+
+def step_counts(at: AppTest) -> list[int]:
+    return [int(n) for n in re.findall(r"step (\d+) ·", status_text(at))]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_runs_at_defaults(page):
+    at = app().run()
+    no_exception(at)
+    at.switch_page(page).run()
+    no_exception(at)
+    assert at.title, f"{page} has no title"
+
+
+def test_home_lists_presets_and_shapes():
+    at = app().run()
+    buttons = [b for b in at.button if b.label == "Load this demo"]
+    assert len(buttons) == len(PRESETS)
+    shapes = " ".join(m.value for m in at.markdown)
+    assert "`output`" in shapes and "`h_n`" in shapes
+    # defaults: batch 32, T 50, hidden 32, one layer, unidirectional
+    assert "(32, 50, 32)" in shapes and "(1, 32, 32)" in shapes
+
+
+@pytest.mark.parametrize("preset", range(len(PRESETS)))
+def test_each_preset_loads_and_renders(preset):
+    at = app().run()
+    at.button(key=f"preset_{preset}").click().run()
+    no_exception(at)
+    p = PRESETS[preset]
+    c = p.apply()
+    assert at.session_state["controls"] == c
+    assert at.session_state["ctl_task"] == c.task
+    assert at.session_state["goto"] == p.page  # the entrypoint switches to it (checked in the real browser)
+    at.switch_page(f"pages/{p.page}.py").run()
+    no_exception(at)
+    at.button(key="btn_step").click().run()
+    no_exception(at)
+    assert all(n == 1 for n in step_counts(at)), status_text(at)
+
+
+def test_step_start_and_ticks_advance_the_counter():
+    at = app().run()
+    at.switch_page("pages/gradient_flow.py").run()
+    assert step_counts(at) == [0, 0, 0]
+    at.button(key="btn_step").click().run()
+    no_exception(at)
+    assert step_counts(at) == [1, 1, 1]
+    at.button(key="btn_start").click().run()  # a run_every fragment runs once per .run()
+    at.run()
+    no_exception(at)
+    after = step_counts(at)
+    assert all(n > 1 for n in after), after
+    at.button(key="btn_pause").click().run()
+    paused = step_counts(at)
+    at.run()
+    assert step_counts(at) == paused
+
+
+def test_controls_change_what_is_drawn():
+    at = app().run()
+    at.switch_page("pages/gradient_flow.py").run()
+    at.button(key="btn_step").click().run()
+    before = figures(at)[0]
+    xs_before = max(len(values(tr.get("x"))) for tr in before["data"])
+    at.number_input(key="ctl_seq_len").set_value(30).run()
+    at.button(key="btn_step").click().run()
+    no_exception(at)
+    after = figures(at)[0]
+    xs_after = max(len(values(tr.get("x"))) for tr in after["data"])
+    assert xs_before == 50 and xs_after == 30
+    assert at.query_params["seq_len"] == "30"
+    # cells: one run only
+    at.multiselect(key="ctl_cells").set_value(["lstm"]).run()
+    no_exception(at)
+    assert len(step_counts(at)) == 1
+
+
+def test_url_reproduces_a_demo():
+    at = app({"task": "reverse", "cells": "gru", "seq_len": "10", "attention": "luong_general"}).run()
+    no_exception(at)
+    c = at.session_state["controls"]
+    assert (c.task, c.cells, c.seq_len, c.attention) == ("reverse", ("gru",), 10, "luong_general")
+    at.switch_page("pages/attention.py").run()
+    at.button(key="btn_step").click().run()
+    no_exception(at)
+    heat = [f for f in figures(at) if any(tr["type"] == "heatmap" for tr in f["data"])]
+    assert heat, "no attention heatmap"
+
+
+def test_bad_url_values_are_reported_not_fatal():
+    at = app({"seq_len": "banana", "weight_scale": "99"}).run()
+    no_exception(at)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "seq_len" in warnings and "weight_scale" in warnings
+    assert at.session_state["controls"].seq_len == 50
+
+
+def test_over_budget_is_refused_with_a_message():
+    at = app({"seq_len": "1000", "hidden_size": "256", "num_layers": "3", "bidirectional": "true"}).run()
+    at.switch_page("pages/gradient_flow.py").run()
+    no_exception(at)
+    assert any("Lower the" in e.value for e in at.error), [e.value for e in at.error]
+    assert "runs" not in at.session_state
+
+
+def test_divergence_is_a_status_not_an_exception():
+    at = app({"cells": "rnn_tanh", "init": "orthogonal", "weight_scale": "3", "clip": "0", "optimizer": "sgd",
+              "lr": "1", "seq_len": "100"}).run()
+    at.switch_page("pages/gradient_flow.py").run()
+    at.button(key="btn_start").click().run()
+    for _ in range(6):
+        at.run()
+    no_exception(at)
+    assert "diverged at step" in status_text(at), status_text(at)
+    # the history before divergence is still drawn and downloadable
+    assert figures(at)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert any(label.startswith("⬇ history") for label in labels), labels
