@@ -11,17 +11,17 @@ from pages import _ui as ui
 # Small models, many sessions, 2 cores: one intra-op thread per op is faster and steadier than two.
 torch.set_num_threads(1)
 
-st.set_page_config(page_title="rnnviz", page_icon="🔁", layout="wide")
+st.set_page_config(page_title="rnnviz", page_icon=":material/autorenew:", layout="wide")
 
 PAGES = {
-    "home": st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    "gradient_flow": st.Page("pages/gradient_flow.py", title="Gradient flow", icon="📉"),
-    "gates": st.Page("pages/gates.py", title="Gates", icon="🚪"),
-    "hidden_states": st.Page("pages/hidden_states.py", title="Hidden states", icon="🌀"),
-    "attention": st.Page("pages/attention.py", title="Attention", icon="🎯"),
-    "training": st.Page("pages/training.py", title="Training & replay", icon="📈"),
-    "phase": st.Page("pages/phase.py", title="Phase diagram", icon="🗺️"),
-    "your_model": st.Page("pages/your_model.py", title="Your weights", icon="📦"),
+    "home": st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    "gradient_flow": st.Page("pages/gradient_flow.py", title="Gradient flow", icon=":material/trending_down:"),
+    "gates": st.Page("pages/gates.py", title="Gates", icon=":material/tune:"),
+    "hidden_states": st.Page("pages/hidden_states.py", title="Hidden states", icon=":material/scatter_plot:"),
+    "attention": st.Page("pages/attention.py", title="Attention", icon=":material/center_focus_strong:"),
+    "training": st.Page("pages/training.py", title="Training & replay", icon=":material/show_chart:"),
+    "phase": st.Page("pages/phase.py", title="Phase diagram", icon=":material/grid_on:"),
+    "your_model": st.Page("pages/your_model.py", title="Your weights", icon=":material/upload_file:"),
 }
 
 ui.init_session()

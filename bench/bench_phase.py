@@ -55,15 +55,17 @@ def time_naive(cfg: PhaseConfig, n_scales: int):
     return elapsed, factor, values
 
 
-def check(df, cfg: PhaseConfig, values) -> float:
-    """Max |sweep - trace| in log10 over the naive points, seed 0 only (a one-seed sweep of those points)."""
+def check(cfg: PhaseConfig, values) -> tuple[float, float]:
+    """Max |sweep - trace| in log10 over the naive points (seed 0: a one-seed sweep of those points), for
+    scale <= 1 and scale > 1 apart: above 1 the tanh RNN is chaotic, so float32 rounding differences between
+    the fused kernel and the batched recurrence grow into different (equally valid) trajectories."""
     one = sweep(PhaseConfig(**{**cfg.to_dict(), "seeds": cfg.seeds[:1]}), cache=False)
-    worst = 0.0
+    worst = [0.0, 0.0]
     for (cell, s, T), (g0, gT) in values.items():
         if 1e-18 < g0 < 1e30:  # a float32 trace's norm underflows below ~1e-19 and overflows above ~1e38
             r = one[(one.cell == cell) & (one.scale == s) & (one.y == T)].log_ratio.iloc[0]
-            worst = max(worst, abs(r - math.log10(g0 / gT)))
-    return worst
+            worst[s > 1] = max(worst[s > 1], abs(r - math.log10(g0 / gT)))
+    return worst[0], worst[1]
 
 
 def main():
@@ -79,14 +81,16 @@ def main():
           f"hidden {cfg.hidden_size}, batch {cfg.batch}, {cfg.dtype}: {n_cells} heatmap cells")
     for th in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(th)
-        med, best, df = time_sweep(cfg, args.repeats)
+        med, best, _ = time_sweep(cfg, args.repeats)
         naive, factor, values = time_naive(cfg, args.naive_scales)
         full = naive * factor
         print(f"threads {th}: sweep median {med:.2f} s (best {best:.2f}, {args.repeats} runs; goal < {GOAL_S:g} s: "
               f"{'OK' if med < GOAL_S else 'MISSED'}) | naive trace cell by cell {naive:.2f} s for "
               f"{len(values)} traces -> {full:.1f} s extrapolated (x{factor:g}) | speed-up x{full / med:.1f}",
               flush=True)
-    print(f"max |sweep - trace| on the naive points: {check(df, cfg, values):.2e} decades")
+    calm, chaotic = check(cfg, values)
+    print(f"max |sweep - trace| on the naive points: {calm:.1e} decades at scale <= 1, {chaotic:.2f} at scale > 1 "
+          "(chaotic tanh RNN: float32 rounding differences grow)")
 
 
 if __name__ == "__main__":

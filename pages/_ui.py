@@ -111,10 +111,15 @@ def reset_runs() -> None:
 
 
 def train_tick(rs: dict[str, Trainer], budget: float) -> None:
-    """One time-budgeted chunk of training, split across the runs."""
-    live = [t for t in rs.values() if not t.diverged]
-    for t in live:
-        t.step(100_000, time_budget=budget / max(len(live), 1))
+    """One time-budgeted chunk of training. The runs advance in lockstep (one step each in turn), so a
+    side-by-side comparison is always at the same training step."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < budget:
+        live = [t for t in rs.values() if not t.diverged]
+        if not live:
+            break
+        for t in live:
+            t.step(1)
     if all(t.diverged for t in rs.values()):
         st.session_state.running = False
 
@@ -264,7 +269,7 @@ def status(rs: dict[str, Trainer]) -> None:
     for label, t in rs.items():
         rate = t.steps / t.train_seconds if t.train_seconds > 0 else 0.0
         if t.diverged:
-            state = f"⚠️ {t.message}"
+            state = f":red[**{t.message}**]"
         elif ss.running:
             state = "running"
         else:
@@ -272,7 +277,7 @@ def status(rs: dict[str, Trainer]) -> None:
         parts.append(f"**{label}**: step {t.steps} · {rate:.0f} steps/s · {state}")
     replay = snapshot_step()
     if replay is not None:
-        parts.append(f"🔁 replaying the snapshot at step ≤ {replay} (Training page: back to live)")
+        parts.append(f"**Replaying** the snapshot at step ≤ {replay} (Training & replay page: back to live)")
     st.markdown("  \n".join(parts))
 
 
@@ -281,7 +286,10 @@ def chart(fig, key: str) -> None:
 
 
 def downloads(frames: dict, key: str) -> None:
-    """CSV of each frame plus the configuration as JSON."""
+    """CSV of each frame plus the configuration as JSON (not rebuilt on every live tick: pause first)."""
+    if st.session_state.get("running"):
+        st.caption("Pause training to download this page's data (CSV) and the configuration (JSON).")
+        return
     cols = st.columns(len(frames) + 1)
     for col, (name, df) in zip(cols, frames.items(), strict=False):
         col.download_button(f"⬇ {name}.csv", df.to_csv(index=False).encode(), file_name=f"{name}.csv",

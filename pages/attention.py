@@ -7,7 +7,7 @@ from rnnviz import analysis, figures
 from rnnviz.training import accuracy_vs_length
 
 ui.setup()
-st.title("🎯 Attention vs the context-vector bottleneck")
+st.title("Attention vs the context-vector bottleneck")
 st.markdown(
     "A plain encoder–decoder squeezes the whole source into **one vector** (the encoder's last state) and the "
     "decoder must unpack everything from it. Attention lets each decoder step take a weighted average of *all* "

@@ -6,7 +6,7 @@ from pages import _ui as ui
 from rnnviz import analysis, figures
 
 ui.setup()
-st.title("🚪 Gates at work")
+st.title("Gates at work")
 st.markdown(
     "Gated cells decide, per unit and per step, what to keep. **LSTM**: input *i*, forget *f*, output *o* "
     "(sigmoids in [0, 1]) and the candidate *g* (tanh): c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t, h_t = o_t ⊙ tanh(c_t). "

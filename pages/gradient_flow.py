@@ -6,7 +6,7 @@ from pages import _ui as ui
 from rnnviz import analysis, figures
 
 ui.setup()
-st.title("📉 Gradient flow through time")
+st.title("Gradient flow through time")
 st.markdown(
     "How much does the loss at the end care about the hidden state at step *t*? That is ‖∂L/∂h_t‖. "
     "Backpropagation through time multiplies one Jacobian per step, so the norm changes geometrically: "

@@ -7,7 +7,7 @@ from rnnviz import analysis, figures
 from rnnviz.training import sample_text
 
 ui.setup()
-st.title("🌀 Hidden-state trajectories")
+st.title("Hidden-state trajectories")
 st.markdown(
     "Each sequence traces a path through hidden-state space as the RNN reads it. We project h_t onto its first "
     "principal components, with the basis fitted once over **all stored snapshots**, so when you replay "

@@ -24,18 +24,18 @@ for i, p in enumerate(PRESETS):
 st.subheader("Pages")
 st.markdown(
     """
-- **📉 Gradient flow** — ‖∂L/∂h_t‖ at every time step on a log axis, how it changes while the model learns,
+- **Gradient flow** — ‖∂L/∂h_t‖ at every time step on a log axis, how it changes while the model learns,
   RNN vs LSTM vs GRU on the same seed and data, the decay the recurrent matrix predicts, and clipping.
-- **🚪 Gates** — LSTM input / forget / cell / output gates and the cell state, GRU reset / update / new,
+- **Gates** — LSTM input / forget / cell / output gates and the cell state, GRU reset / update / new,
   per time step and unit, and how saturated they get during training.
-- **🌀 Hidden states** — PCA trajectories of h_t in a basis fixed across training, unit × time heatmaps,
+- **Hidden states** — PCA trajectories of h_t in a basis fixed across training, unit × time heatmaps,
   and for the character model the text coloured by a unit's activation.
-- **🎯 Attention** — an encoder–decoder with attention learning a toy task: where each output looks,
+- **Attention** — an encoder–decoder with attention learning a toy task: where each output looks,
   and how accuracy depends on length with and without attention.
-- **📈 Training & replay** — loss and metric against the trivial baseline, per-layer gradient norms,
+- **Training & replay** — loss and metric against the trivial baseline, per-layer gradient norms,
   and a scrubber that replays the recorded snapshots on every page.
-- **🗺️ Phase diagram** — vanishing and exploding regions over weight scale × sequence length, at initialisation.
-- **📦 Your weights** — upload a `state_dict` of your own nn.RNN / LSTM / GRU and look inside it.
+- **Phase diagram** — vanishing and exploding regions over weight scale × sequence length, at initialisation.
+- **Your weights** — upload a `state_dict` of your own nn.RNN / LSTM / GRU and look inside it.
 """
 )
 

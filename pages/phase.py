@@ -10,7 +10,7 @@ from rnnviz.controls import CELL_LABELS
 from rnnviz.phase import PhaseConfig, sweep
 
 ui.setup()
-st.title("🗺️ Gradient-flow phase diagram")
+st.title("Gradient-flow phase diagram")
 st.markdown(
     "Each cell is a freshly initialised network (no training): colour is "
     "log10(‖∂L/∂h_0‖ / ‖∂L/∂h_{T−1}‖) for a loss at the last step, averaged over seeds. **Blue**: the "

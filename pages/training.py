@@ -7,7 +7,7 @@ from rnnviz import analysis, figures
 from rnnviz.controls import check_budget
 
 ui.setup()
-st.title("📈 Training curves and replay")
+st.title("Training curves and replay")
 
 
 def _go_live():

@@ -8,7 +8,7 @@ from rnnviz.training import Snapshot
 from rnnviz.weights import MAX_UPLOAD_BYTES, example_input, load_recurrent_state_dict
 
 ui.setup()
-st.title("📦 Look inside your own weights")
+st.title("Look inside your own weights")
 st.markdown(
     "Save the recurrent part of your model with `torch.save(model.rnn.state_dict(), 'rnn.pt')` (or the whole "
     "model's state_dict: the one recurrent module in it is found) and upload it. It is loaded with "

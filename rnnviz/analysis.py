@@ -19,8 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnviz import theory
-from rnnviz.models import ModelConfig, apply_init, make_core
-from rnnviz.tracing import spectral_bound, trace
+from rnnviz.tracing import spectral_bound
 
 MAX_PCA_ROWS = 20_000  # h_t vectors pooled for the PCA fit (an even subsample beyond this)
 
@@ -249,44 +248,8 @@ def explained_variance(snaps, basis, layer: int = 0, direction: int = 0) -> np.n
     return ((X - mean) @ np.asarray(comps).T).var(axis=0) / total
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Phase diagram: vanishing vs exploding at initialisation
-
-
-def phase_frame(cells=("rnn_tanh", "lstm", "gru"), scales=(0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0),
-                seq_lens=(10, 20, 50, 100, 200), hidden_size: int = 32, init: str = "orthogonal",
-                batch: int = 8, input_size: int = 4, seed: int = 0, progress=None) -> pd.DataFrame:
-    """cell, scale, seq_len, log_ratio = log10 ||dL/dh_0|| / ||dL/dh_{T-1}|| at initialisation.
-
-    One freshly initialised single-layer core per (cell, scale) (rnnviz.models.apply_init: W_hh blocks =
-    scale * Q for init="orthogonal"), float64, input x ~ N(0, 1), loss = sum of the last step's output.
-    Negative: vanishing; positive: exploding; -inf: exactly zero; NaN: the forward pass overflowed.
-    """
-    rows, jobs = [], [(c, s) for c in cells for s in scales]
-    x = torch.randn(batch, max(seq_lens), input_size, generator=torch.Generator().manual_seed(seed),
-                    dtype=torch.float64)  # (B, T_max, in)
-    for i, (cell, scale) in enumerate(jobs):
-        cfg = ModelConfig(cell=cell, hidden_size=hidden_size, init=init, weight_scale=float(scale), seed=seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            core = make_core(cfg, input_size, False)
-            apply_init(core, cfg)
-        core = core.double()
-        for T in seq_lens:
-            try:
-                g = trace(core, x[:, :T], lambda out: out[:, -1].sum()).grad_norm[0, 0].numpy()  # (T,)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    r = float(np.log10(g[0] / g[-1]))
-            except (ValueError, RuntimeError):
-                r = math.nan
-            rows.append({"cell": cell, "scale": float(scale), "seq_len": int(T), "log_ratio": r})
-        if progress is not None:
-            progress((i + 1) / len(jobs))
-    return pd.DataFrame(rows, columns=["cell", "scale", "seq_len", "log_ratio"])
-
-
 __all__ = [
     "attention_frame", "decay_table", "explained_variance", "gate_frame", "gate_stats_frames",
     "grad_flow_frames", "grad_flow_frames_from", "history_frames", "layer_grad_frames", "pca_basis", "pca_frame",
-    "phase_frame", "predicted_frames", "probe_labels", "snapshot_steps", "unit_frame",
+    "predicted_frames", "probe_labels", "snapshot_steps", "unit_frame",
 ]

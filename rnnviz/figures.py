@@ -521,45 +521,74 @@ def accuracy_vs_length(df: pd.DataFrame) -> go.Figure:
 # Phase diagram
 
 
-def phase_diagram(df: pd.DataFrame, cell: str | None = None, clip: float = 10.0) -> go.Figure:
+Y_AXES = {"seq_len": ("sequence length T", "T"), "forget_bias": ("LSTM forget-gate bias b_f", "b_f"),
+          "hidden_size": ("hidden size H", "H")}
+
+
+def phase_diagram(df: pd.DataFrame, cell: str | None = None, clip: float = 10.0,
+                  boundary: pd.DataFrame | None = None) -> go.Figure:
     """Vanishing (blue) vs exploding (red) at initialisation: one heatmap per cell side by side, x = weight
-    scale, y = sequence length T (evenly spaced rows), colour = log10 ||dL/dh_0|| / ||dL/dh_{T-1}||
-    clipped to +-clip decades. The tanh RNN panel marks the theoretical boundary sigma_max = scale = 1
-    (orthogonal init). Each cell's customdata is [scale, seq_len], for a click to load that configuration.
-    df: cell, scale, seq_len, log_ratio (analysis.phase_frame)."""
-    title, xt, yt = "Vanishing and exploding gradients at initialisation", "recurrent weight scale", \
-        "sequence length T"
+    scale, y = sequence length T (or what df.attrs["y_axis"] names: "forget_bias", "hidden_size"), rows
+    evenly spaced, colour = log10 ||dL/dh_0|| / ||dL/dh_{T-1}|| clipped to +-clip decades, centred at 0.
+
+    df: cell, scale, log_ratio and the y value: column "y" (rnnviz.phase.sweep, optional log_ratio_std and
+    n_seeds for the hover) or seq_len. Each heatmap cell's customdata is [scale, seq_len, cell], for a click to
+    load that configuration. The tanh RNN panel marks the theoretical boundary sigma_max(W_hh) = 1: at
+    scale = 1 (right for orthogonal and identity init), or along boundary (columns y, critical_scale:
+    rnnviz.phase.boundary) when given.
+    """
+    y_axis = df.attrs.get("y_axis", "seq_len") if df is not None else "seq_len"
+    yt, ysym = Y_AXES.get(y_axis, (y_axis, y_axis))
+    title, xt = "Vanishing and exploding gradients at initialisation", "recurrent weight scale"
     if not _is_empty(df) and cell is not None:
         df = df[df["cell"] == cell]
     if _is_empty(df):
         return _empty(title, xt, yt)
+    ycol = "y" if "y" in df else "seq_len"
     cells = list(df["cell"].unique())
-    lens = np.sort(df["seq_len"].unique())
+    ys = np.sort(df[ycol].unique())
     fig = make_subplots(rows=1, cols=len(cells), shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=[CELL_NAMES.get(c, str(c)) for c in cells])
+    any_nan = False
     for k, c in enumerate(cells):
         g = df[df["cell"] == c]
-        Ts, scales, z = _grid(g, "seq_len", "scale", "log_ratio")  # z (lens, scales)
-        rows = np.searchsorted(lens, Ts)
-        custom = np.stack(np.broadcast_arrays(scales[None, :], Ts[:, None]), axis=-1)  # (lens, scales, 2)
-        text = [[("overflow" if np.isnan(v) else f"{v:.2f}") for v in r] for r in z]
-        fig.add_trace(go.Heatmap(x=scales, y=rows, z=np.clip(z, -clip, clip), customdata=custom, text=text,
-                                 coloraxis="coloraxis", name=CELL_NAMES.get(c, str(c)),
-                                 hovertemplate=f"{CELL_NAMES.get(c, c)}<br>scale = %{{customdata[0]}}<br>"
-                                               "T = %{customdata[1]}<br>log10 ratio = %{text}<extra></extra>"),
+        yv, scales, z = _grid(g, ycol, "scale", "log_ratio")  # z (ys, scales)
+        T = np.broadcast_to(yv[:, None], z.shape) if ycol == "seq_len" or y_axis == "seq_len" else \
+            _grid(g, ycol, "scale", "seq_len")[2]  # (ys, scales)
+        std = _grid(g, ycol, "scale", "log_ratio_std")[2] if "log_ratio_std" in g else None
+        n = _grid(g, ycol, "scale", "n_seeds")[2] if "n_seeds" in g else None
+        custom = np.empty(z.shape + (3,), dtype=object)  # [scale, seq_len, cell] per heatmap cell
+        custom[..., 0] = np.broadcast_to(scales[None, :], z.shape)
+        custom[..., 1] = np.where(np.isfinite(T), np.nan_to_num(T), 0).astype(int)
+        custom[..., 2] = c
+        text = [[f"{ysym} = {yv[i]:g}" + ("" if y_axis == "seq_len" else f", T = {custom[i, j, 1]}")
+                 + "<br>log10 ratio = " + ("n/a" if np.isnan(v) else f"{v:.2f}")
+                 + ("" if std is None or np.isnan(std[i, j]) else f" ± {std[i, j]:.2f}")
+                 + ("" if n is None else f" ({n[i, j]:.0f} seeds)") for j, v in enumerate(r)] for i, r in enumerate(z)]
+        any_nan |= bool(np.isnan(z).any())
+        fig.add_trace(go.Heatmap(x=scales, y=np.searchsorted(ys, yv), z=np.clip(z, -clip, clip), customdata=custom,
+                                 text=text, coloraxis="coloraxis", name=CELL_NAMES.get(c, str(c)),
+                                 hovertemplate=f"{CELL_NAMES.get(c, c)}<br>scale = %{{customdata[0]:.3g}}<br>"
+                                               "%{text}<extra></extra>"),
                       row=1, col=k + 1)
         if c in ("rnn_tanh", "RNN (tanh)"):
-            fig.add_trace(go.Scatter(x=[1.0, 1.0], y=[-0.5, len(lens) - 0.5], mode="lines",
-                                     name="theory: σ_max = 1 (tanh RNN)", hoverinfo="skip", showlegend=True,
+            if _is_empty(boundary):
+                bx, by = [1.0, 1.0], [-0.5, len(ys) - 0.5]
+            else:
+                b = boundary.sort_values("y")
+                bx, by = b["critical_scale"].to_numpy(), np.searchsorted(ys, b["y"].to_numpy())
+            fig.add_trace(go.Scatter(x=bx, y=by, mode="lines", name="theory: σ_max(W_hh) = 1 (tanh RNN)",
+                                     hoverinfo="skip", showlegend=True,
                                      line={"color": "#000000", "dash": "dot", "width": 3}), row=1, col=k + 1)
         fig.update_xaxes(title_text=xt, row=1, col=k + 1)
-    fig = _layout(fig, title, note=f"blue: vanishing · red: exploding · colour clipped at ±{clip:g} decades "
-                                   "· blank: the forward pass overflowed",
+    note = f"blue: vanishing · red: exploding · colour clipped at ±{clip:g} decades" + \
+        (" · blank: the forward pass overflowed" if any_nan else "")
+    fig = _layout(fig, title, note=note,
                   coloraxis={"colorscale": "RdBu_r", "cmin": -clip, "cmax": clip, "cmid": 0,
                              "colorbar": {"title": {"text": "log10 ‖∂L/∂h_0‖ / ‖∂L/∂h_{T−1}‖", "side": "right"}}},
                   legend={"orientation": "h", "y": -0.25, "font": {"size": FONT_SIZE}}, showlegend=True,
                   margin={"t": 130, "b": 120})
-    fig.update_yaxes(tickvals=np.arange(len(lens)), ticktext=[str(int(t)) for t in lens])
+    fig.update_yaxes(tickvals=np.arange(len(ys)), ticktext=[f"{v:g}" for v in ys])
     fig.update_yaxes(title_text=yt, row=1, col=1)
     fig.update_annotations(font_size=FONT_SIZE)
     return fig

@@ -281,6 +281,12 @@ class App:
         """The value shown by the sidebar text/number input or selectbox whose aria-label is `label`."""
         return self.page.locator(SIDEBAR).locator(f'input[aria-label="{label}"]').first.input_value()
 
+    def select_option(self, label: str, option: str) -> None:
+        """Pick `option` (its shown text) in the sidebar selectbox labelled `label`; wait for the rerun."""
+        self.page.locator(SIDEBAR).locator(f'input[aria-label="{label}"]').first.click()
+        with self.rerun():
+            self.page.get_by_role("option", name=option, exact=True).click()
+
     def set_number(self, label: str, value) -> None:
         """Type a value into a sidebar number input, commit it (Enter) and wait for the rerun to finish."""
         box = self.page.locator(SIDEBAR).locator(f'input[aria-label="{label}"]').first

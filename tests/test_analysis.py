@@ -163,13 +163,3 @@ def test_probe_labels():
     assert analysis.probe_labels(fake("sentiment", torch.tensor([1, 0]))) == ["positive", "negative"]
     assert analysis.probe_labels(fake("adding", torch.tensor([0.5, 1.5]))) == ["target < 1", "target ≥ 1"]
     assert analysis.probe_labels(fake("reverse", torch.zeros(2, 8, dtype=torch.long))) is None
-
-
-def test_phase_frame():
-    df = analysis.phase_frame(cells=("rnn_tanh", "lstm"), scales=(0.5, 1.5), seq_lens=(5, 20), hidden_size=8,
-                              batch=2)
-    assert list(df.columns) == ["cell", "scale", "seq_len", "log_ratio"] and len(df) == 8
-    assert np.isfinite(df["log_ratio"]).all()
-    tanh = df[df.cell == "rnn_tanh"].set_index(["scale", "seq_len"])["log_ratio"]
-    assert tanh[(0.5, 20)] < tanh[(0.5, 5)] < 0  # vanishing: geometric in T
-    assert tanh[(1.5, 20)] > tanh[(0.5, 20)]

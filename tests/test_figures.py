@@ -208,16 +208,37 @@ def test_phase_diagram():
     heat = [d for d in fig.data if isinstance(d, go.Heatmap)]
     assert len(heat) == 2
     custom = np.asarray(heat[0].customdata)
-    assert custom.shape == (3, 3, 2)
-    assert custom[0, 2].tolist() == [1.5, 10] and custom[2, 0].tolist() == [0.5, 100]  # [scale, seq_len]
+    assert custom.shape == (3, 3, 3)
+    assert custom[0, 2].tolist() == [1.5, 10, "rnn_tanh"] and custom[2, 0].tolist() == [0.5, 100, "rnn_tanh"]
     line = next(d for d in fig.data if isinstance(d, go.Scatter))
     assert list(line.x) == [1.0, 1.0]  # the tanh RNN's theoretical boundary
     assert fig.layout.coloraxis.cmid == 0 and fig.layout.coloraxis.colorscale[0][1] != "rgb(255,255,255)"
     assert list(fig.layout.yaxis.ticktext) == ["10", "50", "100"]
+    assert fig.layout.yaxis.title.text == "sequence length T"
+    assert "T = 50" in heat[0].text[1][0]
     only = F.phase_diagram(_phase(), cell="lstm")
     assert len(only.data) == 1  # no boundary line for a gated cell
     z = np.asarray(F.phase_diagram(_phase().assign(log_ratio=99.0)).data[0].z)
     assert z.max() == 10  # clipped
+
+
+def test_phase_diagram_of_a_real_sweep():
+    from rnnviz.phase import PhaseConfig, boundary, sweep
+
+    cfg = PhaseConfig(cells=("rnn_tanh", "gru"), scales=(0.5, 1.0, 1.5), seq_lens=(5, 10), hidden_size=4, seeds=(0,),
+                      batch=2, init="default")
+    df, b = sweep(cfg, cache=False), boundary(cfg)
+    fig = F.phase_diagram(df, boundary=b)
+    heat = [d for d in fig.data if isinstance(d, go.Heatmap)]
+    assert len(heat) == 2 and np.asarray(heat[1].customdata)[1, 2].tolist() == [1.5, 10, "gru"]
+    line = next(d for d in fig.data if isinstance(d, go.Scatter))
+    np.testing.assert_allclose(line.x, b["critical_scale"])  # not 1 for the default init
+    lstm = PhaseConfig(cells=("lstm",), scales=(0.5, 1.0), seq_len=20, y_axis="forget_bias",
+                       forget_biases=(0.0, 1.0, 2.0), hidden_size=4, seeds=(0,), batch=2)
+    fig = F.phase_diagram(sweep(lstm, cache=False))
+    assert fig.layout.yaxis.title.text == "LSTM forget-gate bias b_f"
+    assert list(fig.layout.yaxis.ticktext) == ["0", "1", "2"]
+    assert np.asarray(fig.data[0].customdata)[2, 1].tolist() == [1.0, 20, "lstm"]  # seq_len to load
 
 
 @pytest.mark.parametrize("call", [

@@ -1,0 +1,327 @@
+"""The dashboard in a real browser: `streamlit run app.py` driven by Debian's Chromium through Playwright.
+
+Every page renders without an exception; Start / Pause / Step train; the URL carries the settings across pages;
+a preset opens its page; four sessions train different configurations at once on one server, each with its own
+numbers, while the server stays responsive and goes idle when their tabs close.
+
+On failure: screenshots of every page the test opened and the server's log go to /tmp/rnnviz-fail-*.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.browser import APP_IDLE, App, StreamlitServer, chromium_available, health, launch_browser, new_page
+
+pytestmark = pytest.mark.browser
+
+TITLES = {  # url path -> text in the page's st.title
+    "/": "rnnviz — inside recurrent networks, live",
+    "/gradient_flow": "Gradient flow through time",
+    "/gates": "Gates at work",
+    "/hidden_states": "Hidden-state trajectories",
+    "/attention": "Attention vs the context-vector bottleneck",
+    "/training": "Training curves and replay",
+    "/phase": "Gradient-flow phase diagram",
+    "/your_model": "Look inside your own weights",
+}
+NAV_TEXT = {"/": "Home", "/gradient_flow": "Gradient flow", "/gates": "Gates", "/hidden_states": "Hidden states",
+            "/attention": "Attention", "/training": "Training & replay", "/phase": "Phase diagram",
+            "/your_model": "Your weights"}
+# pages that draw charts at default settings (the trainers take a snapshot at step 0), and the key of one of them
+CHART_AT_DEFAULTS = {"/gradient_flow": "gf_curve", "/gates": "gates_heat", "/hidden_states": "hs_pca",
+                     "/training": "tr_loss", "/phase": "ph_chart"}
+LABEL_RE = re.compile(r"^(.+?): step \d+ ·", re.M)
+
+
+def _require_chromium() -> None:
+    if chromium_available():
+        return
+    msg = "/usr/bin/chromium not found (apt-get install -y chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(msg + ": required in CI")
+    pytest.skip(msg)
+
+
+# -- fixtures ---------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def app_server():
+    """`streamlit run app.py` on 127.0.0.1:<free port> for this module; killed (process group) afterwards."""
+    _require_chromium()
+    server = StreamlitServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(app_server):
+    with launch_browser() as b:
+        yield b
+
+
+@pytest.fixture
+def open_app(request, browser, app_server):
+    """open_app(path=None) -> App in a fresh browser context (its own Streamlit session), opened at `path`.
+
+    Closes every context afterwards; if the test failed, first saves a full-page screenshot of each and the
+    server's log to /tmp and prints their paths.
+    """
+    apps: list[App] = []
+    failed_before = request.session.testsfailed
+
+    def _open(path: str | None = None) -> App:
+        app = App(new_page(browser), app_server.url)
+        apps.append(app)
+        if path is not None:
+            app.goto(path)
+        return app
+
+    yield _open
+
+    if request.session.testsfailed > failed_before:
+        name = re.sub(r"[^\w.-]+", "_", request.node.name)
+        paths = [a.screenshot(f"rnnviz-fail-{name}-{i}") for i, a in enumerate(apps) if not a.page.is_closed()]
+        log = Path(f"/tmp/rnnviz-fail-{name}-server.log")
+        log.write_text(app_server.output(tail=200_000))
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"\n[browser] {request.node.name} failed; saved: {', '.join(paths + [str(log)])}")
+    for a in apps:
+        try:
+            a.page.context.close()
+        except Exception:  # noqa: BLE001 - already closed by the test
+            pass
+
+
+def labels(app: App) -> list[str]:
+    """Run labels in the status line, in order ("RNN (tanh)", "GRU + Bahdanau attention", ...)."""
+    return [s.strip().strip("*") for s in LABEL_RE.findall(app.status_text())]
+
+
+# -- 1. every page ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", list(TITLES))
+def test_page_renders(open_app, path):
+    app = open_app(path)
+    assert app.path() == path, f"opened {path}, landed on {app.page.url}"
+    app.assert_no_exception(path)
+    title = app.title()
+    assert TITLES[path] in title, f"{path}: title {title!r}, expected it to contain {TITLES[path]!r}"
+    assert app.page.locator("h1", has_text=TITLES[path]).first.is_visible(), f"{path}: title not visible"
+
+    if path in CHART_AT_DEFAULTS:
+        key = CHART_AT_DEFAULTS[path]
+        timeout = 90_000 if path == "/phase" else 30_000  # the phase sweep computes a grid first
+        app.page.wait_for_selector(f".st-key-{key} .js-plotly-plot .main-svg", timeout=timeout)
+        assert app.drawn_plot_count() >= 1
+        app.wait_idle(timeout)
+        app.assert_no_exception(path + " after its charts drew")
+    elif path == "/":
+        n = app.page.get_by_role("button", name="Load this demo").count()
+        assert n == 6, f"home shows {n} 'Load this demo' buttons, expected one per preset (6)"
+    elif path == "/attention":  # the default task (adding) is not seq2seq: the page says so instead of a chart
+        alert = app.page.locator('[data-testid="stAlert"]', has_text="sequence-to-sequence task")
+        assert alert.count() == 1, "attention at defaults: expected the 'needs a sequence-to-sequence task' note"
+        assert app.drawn_plot_count() == 0
+    elif path == "/your_model":
+        assert app.page.locator('[data-testid="stAlert"]', has_text="No weights loaded yet").count() == 1
+
+
+def test_sidebar_navigation_visits_every_page(open_app):
+    """One session clicks through the sidebar's page links; the URL path and title follow."""
+    app = open_app("/?seq_len=30")
+    for path, text in list(NAV_TEXT.items())[1:] + [("/", "Home")]:
+        app.nav(text)
+        assert app.path() == path, f"clicked {text!r}, URL is {app.page.url}"
+        assert TITLES[path] in app.title(), f"clicked {text!r}, title is {app.title()!r}"
+        assert app.query().get("seq_len") == "30", f"{path}: the URL lost seq_len=30: {app.page.url}"
+        app.assert_no_exception(path)
+
+
+def test_your_weights_upload_renders_charts(open_app, tmp_path):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    f = tmp_path / "gru.pt"
+    torch.save(nn.GRU(3, 8, num_layers=2, batch_first=True).state_dict(), f)
+    app = open_app("/your_model")
+    with app.rerun():
+        app.page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(f))
+    app.page.wait_for_selector(".st-key-yw_gf .js-plotly-plot .main-svg", timeout=30_000)
+    app.wait_idle()
+    app.assert_no_exception("your_model after the upload")
+    ok = app.page.locator('[data-testid="stAlert"]', has_text="Loaded").first.inner_text()
+    assert "gru" in ok.lower(), f"the success note does not name the GRU: {ok!r}"
+    for key in ("yw_gf", "yw_gates", "yw_pca"):
+        assert app.page.locator(f".st-key-{key} .main-svg").count() >= 1, f"chart {key} missing after upload"
+
+
+# -- 2. Start / Pause / Step ------------------------------------------------------------------------------------
+def test_gradient_flow_start_pause_step(open_app):
+    app = open_app("/gradient_flow")
+    app.page.wait_for_selector(".st-key-gf_curve .main-svg")
+    assert labels(app) == ["RNN (tanh)", "LSTM", "GRU"], app.status_text()
+    assert app.steps() == [0, 0, 0], app.status_text()
+    charts = app.drawn_plot_count()
+
+    app.start()
+    first = app.wait_steps(lambda s: min(s) > 0, timeout_ms=30_000)
+    app.page.wait_for_timeout(2000)
+    later = app.steps()
+    assert len(later) == 3 and all(b > a for a, b in zip(first, later, strict=True)), \
+        f"training did not advance every run over 2 s: {first} -> {later}"
+    assert "running" in app.status_text()
+    assert app.drawn_plot_count() >= charts, f"charts disappeared while training: {app.drawn_plot_count()} < {charts}"
+    app.assert_no_exception("gradient_flow while training")
+
+    app.pause()
+    paused = app.steps()
+    app.page.wait_for_timeout(1200)
+    assert app.steps() == paused, f"steps kept changing after Pause: {paused} -> {app.steps()}"
+    assert "paused" in app.status_text(), app.status_text()
+
+    for _ in range(3):
+        before = app.steps()
+        after = app.step()
+        assert after == [s + 1 for s in before], f"Step: {before} -> {after}, expected +1 for each run"
+    app.page.wait_for_selector(".st-key-gf_curve .main-svg")
+    app.assert_no_exception("gradient_flow after Step")
+
+
+# -- 3. URL state -----------------------------------------------------------------------------------------------
+def test_url_settings_carry_over_and_controls_update_the_url(open_app):
+    app = open_app("/?task=reverse&cells=gru&seq_len=12")
+    assert app.widget_value("Task").startswith("reverse"), app.widget_value("Task")
+    app.nav("Attention")
+    assert app.path() == "/attention", app.page.url
+    q = app.query()
+    assert (q.get("task"), q.get("cells"), q.get("seq_len")) == ("reverse", "gru", "12"), f"URL lost settings: {q}"
+    assert app.widget_value("Task").startswith("reverse"), f"sidebar task: {app.widget_value('Task')!r}"
+    assert app.widget_value("Sequence length T") == "12"
+    assert labels(app) == ["GRU + Bahdanau attention", "GRU, no attention"], app.status_text()
+    app.page.wait_for_selector(".st-key-att_heat .js-plotly-plot .main-svg", timeout=30_000)
+    # 12 source tokens on the heatmap's x axis
+    ticks = app.page.locator(".st-key-att_heat .xtick").count()
+    assert ticks >= 12, f"attention heatmap has {ticks} x ticks, expected one per source token (12)"
+    app.assert_no_exception("attention")
+
+    assert app.step() == [1, 1]
+    app.set_number("Sequence length T", 16)
+    q = app.query()
+    assert q.get("seq_len") == "16" and q.get("task") == "reverse", f"URL after changing T: {app.page.url}"
+    assert app.path() == "/attention"
+    assert app.steps() == [0, 0], f"new T should mean new models (step 0): {app.status_text()!r}"
+
+    app.select_option("W_hh init", "orthogonal")
+    assert app.query().get("init") == "orthogonal", f"URL after choosing orthogonal init: {app.page.url}"
+    app.assert_no_exception("attention after changing controls")
+
+
+# -- 4. presets -------------------------------------------------------------------------------------------------
+def test_truncated_bptt_preset_opens_gradient_flow(open_app):
+    app = open_app("/")
+    card = app.page.locator('[data-testid="stVerticalBlock"]', has_text="Truncated BPTT").last
+    button = card.get_by_role("button", name="Load this demo")
+    assert button.count() == 1, f"found {button.count()} 'Load this demo' buttons in the Truncated BPTT card"
+    with app.rerun():
+        button.click()
+    app.page.wait_for_url(re.compile(r"/gradient_flow\?"), timeout=30_000)
+    app.wait_idle()
+    q = app.query()
+    assert q.get("truncation") == "10", f"URL after the preset: {app.page.url}"
+    assert q.get("seq_len") == "60" and q.get("cells") == "rnn_tanh,lstm", app.page.url
+    assert "Gradient flow through time" in app.title()
+    assert app.widget_value("Truncation window k (0 = full BPTT)") == "10"
+    assert labels(app) == ["RNN (tanh)", "LSTM"], app.status_text()
+    app.page.wait_for_selector(".st-key-gf_curve .main-svg")
+    app.assert_no_exception("gradient_flow after the preset")
+
+
+# -- 5. four sessions at once -----------------------------------------------------------------------------------
+SESSIONS = [  # (url, run labels, query values the URL must keep)
+    ("/gradient_flow?cells=rnn_tanh&seq_len=20", ["RNN (tanh)"], {"cells": "rnn_tanh", "seq_len": "20"}),
+    ("/gates?task=copy_memory&cells=lstm&seq_len=10&hidden_size=16", ["LSTM"],
+     {"task": "copy_memory", "cells": "lstm", "seq_len": "10", "hidden_size": "16"}),
+    ("/attention?task=reverse&cells=gru&seq_len=8", ["GRU + Bahdanau attention", "GRU, no attention"],
+     {"task": "reverse", "cells": "gru", "seq_len": "8"}),
+    ("/hidden_states?task=parity&cells=rnn_relu,gru&seq_len=30", ["RNN (relu)", "GRU"],
+     {"task": "parity", "cells": "rnn_relu,gru", "seq_len": "30"}),
+]
+
+
+def test_four_sessions_train_in_isolation(open_app, app_server):
+    apps = [open_app(url) for url, _, _ in SESSIONS]
+    for app, (url, want, _) in zip(apps, SESSIONS, strict=True):
+        assert labels(app) == want, f"{url}: status {app.status_text()!r}"
+        assert app.steps() == [0] * len(want), f"{url}: a fresh session should start at step 0: {app.steps()}"
+
+    for app in apps:
+        app.start()
+    cpu0, t0 = app_server.cpu_seconds(), time.perf_counter()
+    first = [app.wait_steps(lambda s: min(s) > 0, timeout_ms=30_000) for app in apps]
+    worst = 0.0
+    while time.perf_counter() - t0 < 4.0:  # the server answers while four sessions train
+        ok, took = health(app_server.url, timeout=5.0)
+        assert ok, "/_stcore/health did not answer 'ok' while four sessions trained"
+        worst = max(worst, took)
+        time.sleep(0.25)
+    assert worst < 2.0, f"/_stcore/health took {worst:.2f} s while four sessions trained"
+    busy = (app_server.cpu_seconds() - cpu0) / (time.perf_counter() - t0)
+    later = [app.steps() for app in apps]
+    for (url, _, _), a, b in zip(SESSIONS, first, later, strict=True):
+        assert all(y > x for x, y in zip(a, b, strict=True)), f"{url}: steps did not advance: {a} -> {b}"
+
+    # a fifth visitor still gets a page while the four train
+    t = time.perf_counter()
+    open_app("/")
+    fifth = time.perf_counter() - t
+    assert fifth < 20, f"a new session took {fifth:.1f} s to load Home while four sessions trained"
+
+    # pausing one session stops only that one
+    apps[0].pause()
+    held = apps[0].steps()
+    others = [app.steps() for app in apps[1:]]
+    apps[0].page.wait_for_timeout(1500)
+    assert apps[0].steps() == held, f"paused session kept training: {held} -> {apps[0].steps()}"
+    for (url, _, _), app, before in zip(SESSIONS[1:], apps[1:], others, strict=True):
+        now = app.steps()
+        assert all(y > x for x, y in zip(before, now, strict=True)), \
+            f"{url} stopped when another session paused: {before} -> {now}"
+
+    # each session shows its own configuration: run labels, URL, sidebar
+    for app, (url, want, query) in zip(apps, SESSIONS, strict=True):
+        assert labels(app) == want, f"{url}: status shows {labels(app)}, expected {want}"
+        q = app.query()
+        assert {k: q.get(k) for k in query} == query, f"{url}: URL is now {app.page.url}"
+        assert app.widget_value("Sequence length T") == query["seq_len"], f"{url}: sidebar T differs"
+        assert app.widget_value("Task").startswith(query.get("task", "adding")), f"{url}: sidebar task differs"
+        app.assert_no_exception(url)
+
+    # closing the tabs (three still training) stops their training: the server goes idle
+    for app in apps:
+        app.page.context.close()
+    time.sleep(1.5)  # a tick in progress finishes
+    cpu1, t1 = app_server.cpu_seconds(), time.perf_counter()
+    time.sleep(2.0)
+    idle = (app_server.cpu_seconds() - cpu1) / (time.perf_counter() - t1)
+    assert busy > 0.5, f"the server used only {busy:.2f} cores while four sessions trained (is anything training?)"
+    assert idle < 0.2, f"the server still uses {idle:.2f} cores after the training tabs closed (was {busy:.2f})"
+    ok, took = health(app_server.url)
+    assert ok and took < 2.0, f"health after closing the tabs: ok={ok}, {took:.2f} s"
+    assert app_server.alive()
+
+
+def test_server_log_has_no_tracebacks(open_app, app_server):
+    """Runs last in this module: nothing the browser did made the server log a Python traceback."""
+    app = open_app("/")
+    assert app.page.locator(APP_IDLE).count() == 1
+    log = app_server.output(tail=1_000_000)
+    assert "Traceback (most recent call last)" not in log, log[-4000:]
