@@ -4,6 +4,7 @@ import streamlit as st
 
 from pages import _ui as ui
 from rnnviz import analysis, figures
+from rnnviz.tasks import MAX_TEXT_BYTES, MAX_VOCAB, load_text_bytes, make_task
 from rnnviz.training import sample_text
 
 ui.setup()
@@ -13,6 +14,31 @@ st.markdown(
     "principal components, with the basis fitted once over **all stored snapshots**, so when you replay "
     "training the motion you see is the model changing, not the axes."
 )
+
+
+def _use_text(text: str | None) -> None:
+    st.session_state.lm_text = text
+    st.session_state.running = False
+
+
+if ui.controls().task == "char_lm":
+    with st.expander("Train the character model on your own text", expanded=False):
+        st.caption(f"UTF-8 text, at most {MAX_TEXT_BYTES:,} bytes and {MAX_VOCAB} distinct characters. It stays in "
+                   "this browser session's memory only. Now training on: "
+                   + ("**your text**" if st.session_state.get("lm_text") else "**the bundled Shakespeare**"))
+        up = st.file_uploader("A text file", type=["txt", "md", "csv"], key="lm_file")
+        pasted = st.text_area("…or paste text", key="lm_paste", max_chars=MAX_TEXT_BYTES, height=100)
+        u1, u2 = st.columns(2)
+        if u1.button("Use this text", key="lm_use", disabled=up is None and not pasted):
+            try:
+                text = load_text_bytes(up.getvalue()) if up is not None else pasted
+                make_task("char_lm", ui.controls().seq_len, text=text)  # validates length and vocabulary
+                _use_text(text)
+                st.success(f"Training on your text: {len(text):,} characters (new models).")
+            except ValueError as exc:
+                st.error(f"Not used — {exc}. The previous text and model are kept.")
+        u2.button("Back to the bundled text", key="lm_bundled", on_click=_use_text, args=(None,),
+                  disabled=not st.session_state.get("lm_text"))
 
 
 def render(rs):

@@ -161,3 +161,33 @@ def test_divergence_is_a_status_not_an_exception():
     assert figures(at)
     labels = [b.proto.label for b in at.get("download_button")]
     assert any(label.startswith("⬇ history") for label in labels), labels
+
+
+def test_char_lm_user_text_bad_then_good():
+    at = app({"task": "char_lm", "cells": "lstm", "seq_len": "16", "hidden_size": "16"}).run()
+    at.switch_page("pages/hidden_states.py").run()
+    no_exception(at)
+    at.button(key="btn_step").click().run()
+    before = at.session_state["runs"]["LSTM"]
+    at.text_area(key="lm_paste").set_value("too short").run()
+    at.button(key="lm_use").click().run()
+    no_exception(at)
+    assert any("Not used" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.session_state["lm_text"] is None
+    assert at.session_state["runs"]["LSTM"] is before  # the previous model is kept
+    at.text_area(key="lm_paste").set_value("abc abd " * 40).run()
+    at.button(key="lm_use").click().run()
+    no_exception(at)
+    assert at.session_state["lm_text"] == "abc abd " * 40
+    at.button(key="btn_step").click().run()
+    t = at.session_state["runs"]["LSTM"]
+    assert t is not before and t.task.vocab_size == 5 and t.steps == 1
+
+
+def test_sampling_from_the_char_model():
+    at = app({"task": "hello", "cells": "gru", "seq_len": "4", "hidden_size": "8"}).run()
+    at.switch_page("pages/hidden_states.py").run()
+    at.button(key="hs_sample").click().run()
+    no_exception(at)
+    sample = [c.value for c in at.code]
+    assert sample and len(sample[0]) == 300 and set(sample[0]) <= set("helo")
