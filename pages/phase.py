@@ -7,7 +7,7 @@ import streamlit as st
 from pages import _ui as ui
 from rnnviz import figures
 from rnnviz.controls import CELL_LABELS
-from rnnviz.phase import PhaseConfig, sweep
+from rnnviz.phase import PhaseConfig, boundary, sweep
 
 ui.setup()
 st.title("Gradient-flow phase diagram")
@@ -18,12 +18,6 @@ st.markdown(
     "W_hh = s·Q the boundary is s = 1 (σ_max = 1, Pascanu et al. 2013), drawn as a line; LSTM and GRU move "
     "it, because their gated additive paths are not multiplied by W_hh."
 )
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def cached_sweep(cfg: PhaseConfig, _progress=None):
-    """Results are immutable and depend only on the config: shared across sessions."""
-    return sweep(cfg, progress=_progress)
 
 
 def _load(new):
@@ -42,12 +36,14 @@ cells = ("lstm",) if y_axis == "forget_bias" else ("rnn_tanh", "lstm", "gru")
 cfg = PhaseConfig(cells=cells, hidden_size=hidden, init=init, y_axis=y_axis, input=inp)
 
 bar = st.progress(0.0, text="sweeping the grid…")
-df = cached_sweep(cfg, _progress=lambda f: bar.progress(min(float(f), 1.0), text=f"sweeping… {f:.0%}"))
+# rnnviz.phase caches results per configuration (immutable, shared by all sessions)
+df = sweep(cfg, progress=lambda f: bar.progress(min(float(f), 1.0), text=f"sweeping… {f:.0%}"))
+line = boundary(cfg)
 bar.empty()
 st.caption(f"{len(df)} grid cells: {len(cfg.scales)} weight scales × {df.y.nunique()} values of "
            f"{y_axis.replace('_', ' ')}, {len(cfg.seeds)} seeds each. Click a cell to load that configuration.")
-event = st.plotly_chart(figures.phase_diagram(df), width="stretch", key="ph_chart", config=ui.PLOTLY_CONFIG,
-                        on_select="rerun", selection_mode="points")
+event = st.plotly_chart(figures.phase_diagram(df, boundary=line), width="stretch", key="ph_chart",
+                        config=ui.PLOTLY_CONFIG, on_select="rerun", selection_mode="points")
 points = (event or {}).get("selection", {}).get("points", []) if event else []
 if points:
     pt = points[0]

@@ -568,8 +568,15 @@ def phase_diagram(df: pd.DataFrame, cell: str | None = None, clip: float = 10.0,
         any_nan |= bool(np.isnan(z).any())
         fig.add_trace(go.Heatmap(x=scales, y=np.searchsorted(ys, yv), z=np.clip(z, -clip, clip), customdata=custom,
                                  text=text, coloraxis="coloraxis", name=CELL_NAMES.get(c, str(c)),
+                                 hoverinfo="skip"),
+                      row=1, col=k + 1)
+        # invisible markers on every cell: plotly reports clicks/selections on points, not heatmap cells
+        gx, gy = np.meshgrid(scales, np.searchsorted(ys, yv))
+        fig.add_trace(go.Scatter(x=gx.ravel(), y=gy.ravel(), mode="markers", customdata=custom.reshape(-1, 3),
+                                 text=np.asarray(text, dtype=object).ravel(), showlegend=False,
+                                 marker={"size": 14, "symbol": "square", "opacity": 0.01, "color": "#000000"},
                                  hovertemplate=f"{CELL_NAMES.get(c, c)}<br>scale = %{{customdata[0]:.3g}}<br>"
-                                               "%{text}<extra></extra>"),
+                                               "%{text}<extra></extra>", name=f"{c} cells"),
                       row=1, col=k + 1)
         if c in ("rnn_tanh", "RNN (tanh)"):
             if _is_empty(boundary):

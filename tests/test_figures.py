@@ -210,14 +210,18 @@ def test_phase_diagram():
     custom = np.asarray(heat[0].customdata)
     assert custom.shape == (3, 3, 3)
     assert custom[0, 2].tolist() == [1.5, 10, "rnn_tanh"] and custom[2, 0].tolist() == [0.5, 100, "rnn_tanh"]
-    line = next(d for d in fig.data if isinstance(d, go.Scatter))
+    line = next(d for d in fig.data if isinstance(d, go.Scatter) and d.mode == "lines")
     assert list(line.x) == [1.0, 1.0]  # the tanh RNN's theoretical boundary
+    # clickable (invisible) markers on every cell carry the same customdata
+    marks = [d for d in fig.data if isinstance(d, go.Scatter) and d.mode == "markers"]
+    assert len(marks) == 2 and len(marks[0].x) == 9
+    assert [list(map(str, r)) for r in marks[0].customdata] == [list(map(str, r)) for r in custom.reshape(-1, 3)]
     assert fig.layout.coloraxis.cmid == 0 and fig.layout.coloraxis.colorscale[0][1] != "rgb(255,255,255)"
     assert list(fig.layout.yaxis.ticktext) == ["10", "50", "100"]
     assert fig.layout.yaxis.title.text == "sequence length T"
     assert "T = 50" in heat[0].text[1][0]
     only = F.phase_diagram(_phase(), cell="lstm")
-    assert len(only.data) == 1  # no boundary line for a gated cell
+    assert [d.type for d in only.data] == ["heatmap", "scatter"]  # cells + click markers, no boundary line
     z = np.asarray(F.phase_diagram(_phase().assign(log_ratio=99.0)).data[0].z)
     assert z.max() == 10  # clipped
 
@@ -231,7 +235,7 @@ def test_phase_diagram_of_a_real_sweep():
     fig = F.phase_diagram(df, boundary=b)
     heat = [d for d in fig.data if isinstance(d, go.Heatmap)]
     assert len(heat) == 2 and np.asarray(heat[1].customdata)[1, 2].tolist() == [1.5, 10, "gru"]
-    line = next(d for d in fig.data if isinstance(d, go.Scatter))
+    line = next(d for d in fig.data if isinstance(d, go.Scatter) and d.mode == "lines")
     np.testing.assert_allclose(line.x, b["critical_scale"])  # not 1 for the default init
     lstm = PhaseConfig(cells=("lstm",), scales=(0.5, 1.0), seq_len=20, y_axis="forget_bias",
                        forget_biases=(0.0, 1.0, 2.0), hidden_size=4, seeds=(0,), batch=2)
