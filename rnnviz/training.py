@@ -42,7 +42,7 @@ class TrainConfig:
     snapshot_every: int = 10  # trace the probe batch every N steps (0 = never)
     probe_size: int = 8
     max_history: int = 4000  # per-step rows kept; older rows are thinned beyond this
-    snapshot_budget_mb: float = 48.0  # memory for stored snapshots; older ones are thinned beyond this
+    snapshot_budget_mb: float = 12.0  # memory for stored snapshots per run; older ones are thinned beyond this
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field."""
