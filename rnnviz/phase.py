@@ -80,7 +80,7 @@ def _default_seq_lens() -> tuple[int, ...]:
 
 
 def _default_hidden_sizes() -> tuple[int, ...]:
-    return tuple(int(h) for h in np.unique(np.round(np.geomspace(4, 256, 13)).astype(int)))
+    return tuple(int(h) for h in np.unique(np.round(np.geomspace(4, 128, 11)).astype(int)))
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class PhaseConfig:
     batch: int = 4  # sequences per network
     y_axis: str = "seq_len"  # "seq_len" | "forget_bias" (LSTM only) | "hidden_size"
     forget_biases: tuple[float, ...] = tuple(float(b) for b in np.arange(-4.0, 5.01, 0.5))  # y_axis "forget_bias"
-    hidden_sizes: tuple[int, ...] = _default_hidden_sizes()  # y_axis "hidden_size": 13 log-spaced in [4, 256]
+    hidden_sizes: tuple[int, ...] = _default_hidden_sizes()  # y_axis "hidden_size": 11 log-spaced in [4, 128]
     seq_len: int = 100  # the sequence length when y_axis is not "seq_len"
     forget_bias: float | None = None  # LSTM b_if (b_hf = 0) when y_axis is not "forget_bias"; None: PyTorch's
     zero_bias: bool = False  # zero every bias after init (then forget_bias, if any, is set again)
