@@ -43,8 +43,22 @@ def init_session() -> None:
 def setup() -> Controls:
     """Every page starts with this: the session, then the sidebar controls (drawn by the page, so a page run
     on its own, as AppTest's switch_page does, is complete)."""
+    _leave_v1_pages_mode()
     init_session()
     return sidebar()
+
+
+def _leave_v1_pages_mode() -> None:
+    """A deep link (e.g. /attention) as the very first request to a fresh server runs that page directly:
+    Streamlit assumes the legacy `pages/` folder mode until some run of app.py has called st.navigation.
+    Switch that mode off and rerun, so app.py (layout, navigation, session set-up) runs first."""
+    from streamlit import config
+    from streamlit.runtime.pages_manager import PagesManager
+
+    # AppTest resets the flag before every run and drives pages itself (switch_page): leave it alone there
+    if PagesManager.uses_pages_directory and not config.get_option("global.appTest"):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def _write_widgets(c: Controls) -> None:
