@@ -595,8 +595,10 @@ def phase_diagram(df: pd.DataFrame, cell: str | None = None, clip: float = 10.0,
                              "colorbar": {"title": {"text": "log10 ‖∂L/∂h_0‖ / ‖∂L/∂h_{T−1}‖", "side": "right"}}},
                   legend={"orientation": "h", "y": -0.25, "font": {"size": FONT_SIZE}}, showlegend=True,
                   margin={"t": 130, "b": 120})
-    fig.update_yaxes(tickvals=np.arange(len(ys)), ticktext=[f"{v:g}" for v in ys])
+    every = max(1, len(ys) // 10)  # at most ~10 labels: readable from the back of a lecture hall
+    fig.update_yaxes(tickvals=np.arange(len(ys))[::every], ticktext=[f"{v:g}" for v in ys][::every])
     fig.update_yaxes(title_text=yt, row=1, col=1)
+    fig.update_layout(height=620)
     fig.update_annotations(font_size=FONT_SIZE)
     return fig
 
