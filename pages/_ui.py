@@ -13,6 +13,7 @@ from dataclasses import fields, replace
 import streamlit as st
 
 from rnnviz.controls import ATTENTION_LABELS, BOUNDS, CELL_LABELS, PRESETS_BY_NAME, Controls, check_budget
+from rnnviz.report import runs_from_controls
 from rnnviz.tasks import TASKS
 from rnnviz.training import Trainer
 
@@ -91,26 +92,13 @@ def controls() -> Controls:
 
 
 # -- runs --------------------------------------------------------------------------------------------------
-def run_specs(c: Controls) -> dict[str, tuple]:
-    """label -> (ModelConfig, TrainConfig) for the runs this configuration trains side by side."""
-    tc = c.train_config()
-    if c.task in SEQ2SEQ:
-        cell = c.cells[0]
-        att = c.attention if c.attention != "none" else "bahdanau"
-        return {f"{CELL_LABELS[cell]} + {ATTENTION_LABELS[att].split(' (')[0]} attention":
-                (c.model_config(cell, att), tc),
-                f"{CELL_LABELS[cell]}, no attention": (c.model_config(cell, "none"), tc)}
-    return {CELL_LABELS[cell]: (c.model_config(cell), tc) for cell in c.cells}
-
-
 def runs() -> dict[str, Trainer]:
     """The session's trainers, rebuilt when a setting that needs new models changed."""
     ss = st.session_state
     c = ss.controls
     key = (c.run_key(), ss.lm_text)
     if ss.get("run_key") != key or "runs" not in ss:
-        text = ss.lm_text if c.task == "char_lm" else None
-        ss.runs = {label: Trainer(mc, tc, text=text) for label, (mc, tc) in run_specs(c).items()}
+        ss.runs = runs_from_controls(c, text=ss.lm_text)
         ss.run_key = key
         ss.replay = None
         ss.started_at = {label: None for label in ss.runs}

@@ -190,6 +190,7 @@ def _pooled(snaps, layer: int, direction: int) -> Tensor:
     """(N, H) float64 h_t vectors of all sequences and steps of all snapshots, evenly subsampled to
     MAX_PCA_ROWS (deterministic)."""
     X = torch.cat([s.hidden[layer, direction].reshape(-1, s.hidden.shape[-1]) for s in snaps])  # (S*B*T, H)
+    X = X[torch.isfinite(X).all(dim=1)]  # an overflowed (relu) state has no place in a PCA fit
     if len(X) > MAX_PCA_ROWS:
         X = X[torch.linspace(0, len(X) - 1, MAX_PCA_ROWS, dtype=torch.float64).round().long()]
     return X.double()
@@ -208,6 +209,8 @@ def pca_basis(snaps, layer: int = 0, direction: int = 0, k: int = 3) -> tuple[np
         raise ValueError("pca_basis needs at least one snapshot")
     X = _pooled(snaps, layer, direction)  # (N, H)
     N, H = X.shape
+    if N == 0:  # every state overflowed: no basis to fit
+        return np.zeros(H), np.zeros((k, H))
     mean = X.mean(0)  # (H,)
     Xc = X - mean
     evals, evecs = torch.linalg.eigh(Xc.T @ Xc / max(N - 1, 1))  # ascending; evecs (H, H) columns

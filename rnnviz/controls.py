@@ -68,12 +68,16 @@ class Controls:
         """ValueError naming the field that is out of bounds."""
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {sorted(TASKS)}, got {self.task!r}")
-        if not self.cells or any(c not in CELL_LABELS for c in self.cells):
-            raise ValueError(f"cells must be a non-empty subset of {list(CELL_LABELS)}, got {self.cells!r}")
+        if not self.cells or any(c not in CELL_LABELS for c in self.cells) or len(set(self.cells)) < len(self.cells):
+            raise ValueError(f"cells must be a non-empty subset of {list(CELL_LABELS)} without repeats, "
+                             f"got {self.cells!r}")
         for name, (lo, hi) in BOUNDS.items():
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
-                raise ValueError(f"{name} must be in [{lo}, {hi}], got {v!r}")
+            want_int = isinstance(getattr(Controls, name, None), int) and isinstance(lo, int)
+            if isinstance(v, bool) or not isinstance(v, int if want_int else (int, float)) \
+                    or not math.isfinite(v) or not lo <= v <= hi:
+                kind = "an int" if want_int else "a number"
+                raise ValueError(f"{name} must be {kind} in [{lo}, {hi}], got {v!r}")
         if self.weight_scale <= 0:
             raise ValueError("weight_scale must be > 0")
         lo, hi = TASKS[self.task].MIN_LEN, TASKS[self.task].MAX_LEN

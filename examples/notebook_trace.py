@@ -1,0 +1,142 @@
+# %% [markdown]
+# # Look inside your own `nn.LSTM` with rnnviz
+#
+# A notebook-style script: the `# %%` lines are cells, so Jupyter (with jupytext), VS Code and PyCharm open it as
+# a notebook; `python examples/notebook_trace.py [OUT_DIR]` runs it top to bottom and writes the figures as
+# HTML into OUT_DIR (a temporary folder by default).
+#
+# What it shows:
+# 1. `rnnviz.trace` on a model of your own: every hidden state, gate and ‖∂L/∂h_t‖, per time step.
+# 2. `rnnviz.analysis` turns traces into tidy DataFrames, `rnnviz.figures` turns those into plotly figures.
+# 3. Tracing inside your own training loop, to see gradient flow change while the model learns.
+
+# %%
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+try:
+    import rnnviz
+except ModuleNotFoundError:  # a checkout, not installed: use the repository's copy
+    _here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+    sys.path.insert(0, str(_here.parent))
+    import rnnviz
+from rnnviz import analysis, figures
+from rnnviz.training import Snapshot
+
+torch.manual_seed(0)
+torch.set_num_threads(1)  # small recurrent models: one thread is faster and steadier than several
+OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="rnnviz-example-"))
+OUT.mkdir(parents=True, exist_ok=True)
+IN_NOTEBOOK = "ipykernel" in sys.modules
+
+
+def show(fig, name: str) -> None:
+    """Display in a notebook; always save a copy (plotly.js written once, next to the files: works offline)."""
+    fig.write_html(OUT / f"{name}.html", include_plotlyjs="directory")
+    if IN_NOTEBOOK:
+        fig.show()
+
+
+# %% [markdown]
+# ## Your model
+# Any standard `nn.RNN`, `nn.LSTM` or `nn.GRU` works, batch-first or not, any number of layers, bidirectional
+# or not. Here: a 2-layer LSTM with a linear head that must remember the first input of a long sequence.
+
+# %%
+class MyModel(nn.Module):
+    def __init__(self, input_size: int = 3, hidden: int = 32):
+        super().__init__()
+        self.lstm = nn.LSTM(input_size, hidden, num_layers=2, batch_first=True)
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1]).squeeze(-1)
+
+
+model = MyModel()
+T = 60
+
+
+def batch(n: int = 32):
+    x = torch.randn(n, T, 3)
+    return x, x[:, 0, 0]  # target: the very first input value (a long-range dependency)
+
+
+x, y = batch()
+
+
+def loss_fn(out):
+    """The loss from the LSTM's output (B, T, H): exactly what training minimises."""
+    return (model.head(out[:, -1]).squeeze(-1) - y).pow(2).mean()
+
+
+# %% [markdown]
+# ## Trace it
+# `rnnviz.trace(module, x, loss_fn)` runs the module (only reading it) and returns per-step tensors shaped
+# (layers, directions, batch, time, hidden).
+
+# %%
+tr = rnnviz.trace(model.lstm, x, loss_fn)
+print("hidden     ", tuple(tr.hidden.shape))
+print("cell       ", tuple(tr.cell.shape))
+print("gates      ", {k: tuple(v.shape) for k, v in tr.gates.items()})
+print("grad_norm  ", tuple(tr.grad_norm.shape), "(layers, directions, time)")
+print("loss       ", round(tr.loss, 4))
+print("‖∂L/∂h_t‖ of the top layer at t = 0, T/2, T-1:",
+      [f"{float(tr.grad_norm[-1, 0, t]):.2e}" for t in (0, T // 2, T - 1)])
+
+# %% [markdown]
+# ## Gradient flow: full BPTT vs truncated BPTT
+# `Snapshot.from_trace` keeps what the figures need; `analysis.grad_flow_frames_from` makes the tidy frame
+# (run, step, layer, direction, t, grad_norm) that `figures.grad_norm_vs_time` draws. With a truncation window
+# k the gradient terms crossing a window boundary are exactly zero (drawn as × at the bottom).
+
+# %%
+tr_k = rnnviz.trace(model.lstm, x, loss_fn, truncation=15)
+gf = analysis.grad_flow_frames_from({"full BPTT": [Snapshot.from_trace(tr)],
+                                     "truncated, k = 15": [Snapshot.from_trace(tr_k)]})
+print(gf.head())
+show(figures.grad_norm_vs_time(gf), "grad_norm_vs_time")
+
+# %% [markdown]
+# ## Gates and the cell state of one sequence
+
+# %%
+snap = Snapshot.from_trace(tr)
+gates = analysis.gate_frame(snap, layer=0, direction=0, example=0)  # gate, t, unit, value
+print(gates.groupby("gate", sort=False)["value"].agg(["mean", "min", "max"]).round(3))
+show(figures.gate_heatmaps(gates), "gate_heatmaps")
+
+# %% [markdown]
+# ## Inside your own training loop
+# Trace a fixed probe batch every few steps and keep the snapshots (`step=` labels them): the heatmap shows how
+# ‖∂L/∂h_t‖ changes while the model learns, and the PCA basis is fitted once over all snapshots.
+
+# %%
+opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+snaps = [Snapshot.from_trace(tr, step=0)]
+for step in range(1, 41):
+    xb, yb = batch()
+    loss = (model(xb) - yb).pow(2).mean()
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    if step % 10 == 0:
+        snaps.append(Snapshot.from_trace(rnnviz.trace(model.lstm, x, loss_fn), step=step))
+        print(f"step {step}: loss {loss.item():.4f}")
+
+gf_train = analysis.grad_flow_frames_from({"my LSTM": snaps})
+show(figures.grad_flow_heatmap(gf_train, run="my LSTM", layer=1), "grad_flow_heatmap")
+
+basis = analysis.pca_basis(snaps, layer=1)
+pf = analysis.pca_frame(snaps[-1], basis, layer=1)
+show(figures.pca_trajectories(pf, explained=analysis.explained_variance(snaps[-1], basis, layer=1)), "pca")
+
+# %%
+print("figures written to", OUT, sorted(p.name for p in OUT.glob("*.html")))
