@@ -54,7 +54,7 @@ class Trace:
     cell: Tensor | None  # LSTM c_t
     gates: dict[str, Tensor]  # LSTM input/forget/cell/output, GRU reset/update/new, RNN {}
     grad_hidden: Tensor  # total dL/dh_t under the truncation
-    grad_norm: Tensor  # (layers, directions, time): ||dL/dh_t||_2 over units, mean over batch
+    grad_norm: Tensor  # (layers, directions, time) float64: ||dL/dh_t||_2 over units, mean over batch
     grad_input: Tensor  # dL/dx in x's layout
     param_grads: dict[str, Tensor] = field(default_factory=dict)  # keyed like module.named_parameters()
     truncation: int | None = None
@@ -512,7 +512,7 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
         cell=per_step([r["c"] for r in records]) if lstm else None,
         gates={name: per_step([r[name] for r in records]) for name in GATE_NAMES[mode]},
         grad_hidden=grad_hidden,
-        grad_norm=grad_hidden.norm(dim=-1).mean(dim=2),  # (L, D, T)
+        grad_norm=grad_hidden.double().norm(dim=-1).mean(dim=2),  # (L, D, T) float64: no underflow of squares
         grad_input=grad_input.detach().contiguous(),
         param_grads={n: param_grads[n].detach() for n, _ in module.named_parameters()},
         truncation=k,

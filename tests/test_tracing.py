@@ -458,3 +458,19 @@ def test_bad_input_gets_a_clear_error(call, exc, match):
     m = nn.GRU(3, 5, batch_first=True)
     with pytest.raises(exc, match=match):
         call(m)
+
+
+def test_float32_tiny_gradients_do_not_underflow_in_the_norm():
+    """||dL/dh_0|| = 0.1^29 ~ 1e-29: each float32 entry is representable, its square is not. The norm must not
+    read 0 (which the pages would show as 'cut by truncation')."""
+    T, H = 30, 16
+    m = nn.RNN(4, H, batch_first=True)
+    with torch.no_grad():
+        for q in m.parameters():
+            q.zero_()
+        Q, _ = torch.linalg.qr(torch.randn(H, H, generator=torch.Generator().manual_seed(2)))
+        m.weight_hh_l0.copy_(0.1 * Q)
+    v = torch.randn(H)
+    tr = rnnviz.trace(m, torch.zeros(1, T, 4), lambda o: (o[:, -1] @ v).sum())
+    assert tr.grad_norm.dtype == torch.float64
+    assert tr.grad_norm[0, 0, 0].item() == pytest.approx(0.1 ** 29 * v.norm().item(), rel=1e-4)
