@@ -193,3 +193,46 @@ def test_sampling_from_the_char_model():
     no_exception(at)
     sample = [c.value for c in at.code]
     assert sample and len(sample[0]) == 300 and set(sample[0]) <= set("helo")
+
+
+EXTREMES = {
+    "max weight scale, no clipping": {"cells": "rnn_tanh,lstm", "init": "orthogonal", "weight_scale": "3",
+                                      "clip": "0", "lr": "1", "optimizer": "sgd"},
+    "max sequence length, hidden 1": {"seq_len": "1000", "hidden_size": "1", "cells": "rnn_tanh,gru"},
+    "truncation window 1": {"truncation": "1", "cells": "lstm,gru", "seq_len": "30"},
+    "identity relu RNN at scale 3": {"cells": "rnn_relu", "init": "identity", "weight_scale": "3", "clip": "0",
+                                     "lr": "1", "optimizer": "sgd", "seq_len": "100"},
+}
+
+
+@pytest.mark.parametrize("name", list(EXTREMES))
+def test_extreme_settings_give_a_picture_or_a_status(name):
+    at = app(EXTREMES[name]).run()
+    for page in ["pages/gradient_flow.py", "pages/gates.py", "pages/hidden_states.py", "pages/training.py"]:
+        at.switch_page(page).run()
+        at.button(key="btn_step").click().run()
+        no_exception(at)
+    at.switch_page("pages/gradient_flow.py").run()
+    at.button(key="btn_start").click().run()
+    for _ in range(3):
+        at.run()
+    no_exception(at)
+    text = status_text(at)
+    assert "step" in text and ("diverged at step" in text or all(n > 1 for n in step_counts(at))), text
+    assert figures(at)
+
+
+def test_reset_frees_the_models():
+    import gc
+    import weakref
+
+    at = app({"cells": "lstm"}).run()
+    at.switch_page("pages/gradient_flow.py").run()
+    at.button(key="btn_step").click().run()
+    old = weakref.ref(at.session_state["runs"]["LSTM"])
+    assert old().steps == 1
+    at.button(key="btn_reset").click().run()
+    no_exception(at)
+    gc.collect()
+    assert old() is None, "the old model is still referenced after Reset"
+    assert step_counts(at) == [0]
