@@ -231,7 +231,8 @@ def pca_frame(snap, basis, layer: int = 0, direction: int = 0, labels=None) -> p
     label: labels[sequence] (e.g. probe_labels), or "seq <i>" without labels."""
     mean, comps = basis
     h = snap.hidden[layer, direction].double().numpy()  # (B, T, H)
-    p = (h - mean) @ np.asarray(comps).T  # (B, T, k)
+    with np.errstate(invalid="ignore", over="ignore"):  # an overflowed (inf) state projects to NaN: not drawn
+        p = (h - mean) @ np.asarray(comps).T  # (B, T, k)
     B, T, k = p.shape
     labels = [f"seq {b}" for b in range(B)] if labels is None else [str(v) for v in labels]
     return pd.DataFrame({"sequence": np.repeat(np.arange(B), T), "t": np.tile(np.arange(T), B),
