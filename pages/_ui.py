@@ -7,6 +7,7 @@ Thin by design: every number and figure comes from `rnnviz`. Each browser sessio
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import fields, replace
 
@@ -112,25 +113,58 @@ def reset_runs() -> None:
     st.session_state.replay = None
 
 
+def _training_lock() -> threading.Lock:
+    """One trainer must never be stepped by two script threads at once (a fragment tick and a button's rerun)."""
+    return st.session_state.setdefault("train_lock", threading.Lock())
+
+
+def _catch_up(rs: dict[str, Trainer]) -> None:
+    """Restore lockstep if a tick was cut short between two runs' steps."""
+    live = [t for t in rs.values() if not t.diverged]
+    target = max((t.steps for t in live), default=0)
+    for t in live:
+        if t.steps < target:
+            t.step(target - t.steps)
+
+
 def train_tick(rs: dict[str, Trainer], budget: float) -> None:
     """One time-budgeted chunk of training. The runs advance in lockstep (one step each in turn), so a
     side-by-side comparison is always at the same training step."""
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < budget:
-        live = [t for t in rs.values() if not t.diverged]
-        if not live:
-            break
-        for t in live:
-            t.step(1)
+    lock = _training_lock()
+    if not lock.acquire(blocking=False):
+        return  # another script thread of this session is training right now
+    try:
+        _catch_up(rs)
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < budget:
+            live = [t for t in rs.values() if not t.diverged]
+            if not live:
+                break
+            for t in live:
+                t.step(1)
+    finally:
+        lock.release()
     if all(t.diverged for t in rs.values()):
         st.session_state.running = False
 
 
 def step_once(rs: dict[str, Trainer]) -> None:
-    for t in rs.values():
-        t.step(1)
-        if t.latest is None or t.latest.step != t.steps:
-            t.take_snapshot()
+    with _training_lock():
+        _catch_up(rs)
+        for t in rs.values():
+            t.step(1)
+            if t.latest is None or t.latest.step != t.steps:
+                t.take_snapshot()
+
+
+def settle(rs: dict[str, Trainer]) -> None:
+    """When not running: make sure the runs are level before they are shown."""
+    lock = _training_lock()
+    if lock.acquire(blocking=False):
+        try:
+            _catch_up(rs)
+        finally:
+            lock.release()
 
 
 def snapshot_step() -> int | None:
@@ -259,6 +293,8 @@ def live(render) -> None:
         rs = runs()
         if st.session_state.running:
             train_tick(rs, TICK_SECONDS * TRAIN_FRACTION)
+        else:
+            settle(rs)
         status(rs)
         render(rs)
 

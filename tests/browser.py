@@ -44,17 +44,10 @@ PLOT = '[data-testid="stPlotlyChart"]'
 PLOT_DRAWN = ".js-plotly-plot .main-svg"
 STEP_RE = re.compile(r"step (\d+) ·")
 
-# page url path -> title shown by st.title on that page (a substring of it)
-PAGES = {
-    "/": "rnnviz — inside recurrent networks",
-    "/gradient_flow": "Gradient flow through time",
-    "/gates": "",
-    "/hidden_states": "",
-    "/attention": "Attention vs the context-vector bottleneck",
-    "/training": "",
-    "/phase": "",
-    "/your_model": "",
-}
+def PlaywrightTimeout():  # noqa: N802 - the exception class, imported late (playwright is optional)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    return PlaywrightTimeoutError
 
 
 def chromium_available() -> bool:
@@ -82,23 +75,27 @@ def health(url: str, timeout: float = 2.0) -> tuple[bool, float]:
 class StreamlitServer:
     """`streamlit run app.py` on 127.0.0.1:<free port>, cwd = repo root, in its own process group."""
 
-    def __init__(self, port: int | None = None, timeout: float = START_TIMEOUT, app: str = "app.py"):
+    def __init__(self, port: int | None = None, timeout: float = START_TIMEOUT, app: str = "app.py",
+                 cwd: Path | str = REPO, extra_args: tuple[str, ...] = ()):
+        self.cwd = Path(cwd)
+        self.extra_args = tuple(extra_args)  # more `streamlit run` options, e.g. ("--runner.fastReruns", "false")
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.timeout = timeout
         self.app = app
         self.proc: subprocess.Popen | None = None
         self.log = tempfile.NamedTemporaryFile(prefix="rnnviz-streamlit-", suffix=".log", delete=False)
+        self._final_output: str | None = None
         self.launched_at = 0.0
         self.ready_seconds = float("nan")  # process launch -> health "ok"
 
     def start(self) -> StreamlitServer:
         cmd = [sys.executable, "-m", "streamlit", "run", self.app,
                "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(self.port),
-               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *self.extra_args]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.launched_at = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+        self.proc = subprocess.Popen(cmd, cwd=self.cwd, stdout=self.log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
         try:
             self._wait_healthy()
@@ -121,7 +118,9 @@ class StreamlitServer:
         raise TimeoutError(f"streamlit not healthy at {self.url} after {self.timeout:.0f} s:\n{self.output()}")
 
     def output(self, tail: int = 4000) -> str:
-        """The server's stdout+stderr so far (the last `tail` characters)."""
+        """The server's stdout+stderr so far (the last `tail` characters); still available after stop()."""
+        if self._final_output is not None:
+            return self._final_output[-tail:]
         try:
             return Path(self.log.name).read_text(errors="replace")[-tail:]
         except OSError:
@@ -151,6 +150,9 @@ class StreamlitServer:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.log.close()
+        self._final_output = self.output(tail=10**9)
+        with contextlib.suppress(OSError):
+            os.unlink(self.log.name)
         self.proc = None
 
     def __enter__(self) -> StreamlitServer:
@@ -177,11 +179,15 @@ def launch_browser():
 
 # Counts script runs in the page: window.__stRuns goes up each time stApp's script state becomes "running",
 # so an action can wait for *its* rerun to start and finish instead of racing a stale "notRunning".
+# window.__stTimes keeps when (performance.now(), ms since navigation start) each state was entered.
 RUN_COUNTER_JS = """
 window.__stRuns = 0;
+window.__stTimes = [];
 new MutationObserver(records => {
   for (const r of records) {
-    if (r.target.getAttribute('data-test-script-state') === 'running') window.__stRuns += 1;
+    const state = r.target.getAttribute('data-test-script-state');
+    if (state === 'running') window.__stRuns += 1;
+    window.__stTimes.push([state, performance.now()]);
   }
 }).observe(document, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']});
 """
@@ -228,17 +234,56 @@ class App:
         return self.page.evaluate("window.__stRuns || 0")
 
     @contextlib.contextmanager
-    def rerun(self, timeout_ms: float = 60_000):
-        """`with ui.rerun(): <click>` waits for the rerun the click triggers to start and then finish."""
+    def rerun(self, timeout_ms: float = 60_000, start_ms: float = 5_000):
+        """`with ui.rerun(): <click>` waits for the rerun the click triggers to start and then finish.
+
+        A very short run can flip the script state to "running" and back within one React render, so that no
+        mutation is seen: after `start_ms` without one, the run is assumed done (callers check its effect).
+        """
         before = self.runs()
         yield
-        self.page.wait_for_function("n => (window.__stRuns || 0) > n", arg=before, timeout=timeout_ms)
+        with contextlib.suppress(PlaywrightTimeout()):
+            self.page.wait_for_function("n => (window.__stRuns || 0) > n", arg=before, timeout=start_ms)
         self.wait_idle(timeout_ms)
 
     def nav(self, title: str, timeout_ms: float = 60_000) -> None:
         """Click the sidebar navigation link whose text contains `title`, wait for that page to finish."""
+        link = self.page.locator(NAV_LINK, has_text=title).first
+        href = link.get_attribute("href") or ""
         with self.rerun(timeout_ms):
-            self.page.locator(NAV_LINK, has_text=title).first.click()
+            link.click()
+        if href:
+            from urllib.parse import urlparse
+
+            target = urlparse(href).path
+            self.page.wait_for_function("p => location.pathname === p", arg=target, timeout=timeout_ms)
+            self.wait_idle(timeout_ms)
+
+    def load_phases(self) -> dict[str, float | None]:
+        """Seconds from this document's navigation start to: "dom" (HTML + JS loaded), "run" (first script run
+        started: websocket up), "idle" (last script run ended), "now"."""
+        marks = self.page.evaluate(
+            """() => {
+                const nav = performance.getEntriesByType('navigation')[0];
+                const t = window.__stTimes || [];
+                const run = t.find(([s]) => s === 'running');
+                const idle = [...t].reverse().find(([s]) => s === 'notRunning');
+                return {dom: nav ? nav.domContentLoadedEventEnd : null, run: run ? run[1] : null,
+                        idle: idle ? idle[1] : null, now: performance.now()};
+            }""")
+        return {k: (v / 1000 if v is not None else None) for k, v in marks.items()}
+
+    def load_preset(self, name: str, timeout_ms: float = 60_000) -> None:
+        """On Home: press "Load this demo" in the preset card whose title contains `name`; wait for its page."""
+        card = self.page.locator('[data-testid="stVerticalBlock"]', has_text=name).last  # innermost block
+        button = card.get_by_role("button", name="Load this demo")
+        if button.count() != 1:
+            raise AssertionError(f"found {button.count()} 'Load this demo' buttons in the card {name!r}")
+        start = self.path()
+        with self.rerun(timeout_ms):
+            button.click()
+        self.page.wait_for_function("p => location.pathname !== p", arg=start, timeout=timeout_ms)
+        self.wait_idle(timeout_ms)
 
     def path(self) -> str:
         from urllib.parse import urlparse
@@ -269,9 +314,15 @@ class App:
         self.wait_idle(timeout_ms)
 
     def step(self, timeout_ms: float = 30_000) -> list[int]:
-        """Press Step, wait for the rerun to finish; returns the step counts shown afterwards."""
-        with self.rerun(timeout_ms):
-            self.click_sidebar_button("Step")
+        """Press Step, wait until the shown step counts change and the run is over; returns the new counts."""
+        before = self.steps()
+        if not before:  # a page without the live status (e.g. Home): nothing to watch but the rerun
+            with self.rerun(timeout_ms):
+                self.click_sidebar_button("Step")
+            return self.steps()
+        self.click_sidebar_button("Step")
+        self.wait_steps(lambda s: s != before, timeout_ms)
+        self.wait_idle(timeout_ms)
         return self.steps()
 
     def sidebar_text(self) -> str:
@@ -340,7 +391,29 @@ class App:
         return h1.inner_text().strip() if h1.count() else ""
 
     def screenshot(self, name: str, folder: str = "/tmp") -> str:
+        """A PNG of the whole page, saved as <folder>/<name>.png; returns its path (best effort: never raises).
+
+        Streamlit scrolls inside its main area, not the document, so a full-page screenshot would show only
+        the viewport: the viewport is stretched to the content's height for the shot, then restored.
+        """
         path = str(Path(folder) / f"{name}.png")
-        with contextlib.suppress(Exception):
+        try:
+            self.full_screenshot(path)
+        except Exception:  # noqa: BLE001 - a failure screenshot must not hide the failure
+            with contextlib.suppress(Exception):
+                self.page.screenshot(path=path)
+        return path
+
+    def full_screenshot(self, path: str, max_height: int = 12_000) -> str:
+        size = self.page.viewport_size or VIEWPORT
+        height = self.page.evaluate(
+            """() => Math.max(...['[data-testid="stMain"]', '[data-testid="stSidebarContent"]']
+                .map(s => document.querySelector(s)).filter(Boolean).map(e => e.scrollHeight), innerHeight)""")
+        try:
+            if height > size["height"]:
+                self.page.set_viewport_size({"width": size["width"], "height": min(int(height) + 40, max_height)})
+                self.page.wait_for_timeout(400)  # charts re-lay out
             self.page.screenshot(path=path, full_page=True)
+        finally:
+            self.page.set_viewport_size(size)
         return path

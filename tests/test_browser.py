@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import APP_IDLE, App, StreamlitServer, chromium_available, health, launch_browser, new_page
+from tests.browser import APP_IDLE, NAV_LINK, App, StreamlitServer, chromium_available, health, launch_browser, new_page
 
 pytestmark = pytest.mark.browser
 
@@ -115,6 +115,12 @@ def test_page_renders(open_app, path):
     title = app.title()
     assert TITLES[path] in title, f"{path}: title {title!r}, expected it to contain {TITLES[path]!r}"
     assert app.page.locator("h1", has_text=TITLES[path]).first.is_visible(), f"{path}: title not visible"
+    # a link straight to any page must get the app's own navigation and wide layout (app.py ran), not
+    # Streamlit's automatic one built from the files in pages/ (with 'app' and 'ui' entries, narrow layout)
+    nav = [t.split("\n")[-1].strip() for t in app.page.locator(NAV_LINK).all_inner_texts()]
+    assert nav == list(NAV_TEXT.values()), f"{path}: sidebar navigation is {nav}, expected {list(NAV_TEXT.values())}"
+    width = app.page.locator('[data-testid="stMainBlockContainer"]').bounding_box()["width"]
+    assert width > 1000, f"{path}: main column is {width:.0f} px wide in a 1600 px window: not the wide layout"
 
     if path in CHART_AT_DEFAULTS:
         key = CHART_AT_DEFAULTS[path]
@@ -186,6 +192,7 @@ def test_gradient_flow_start_pause_step(open_app):
     paused = app.steps()
     app.page.wait_for_timeout(1200)
     assert app.steps() == paused, f"steps kept changing after Pause: {paused} -> {app.steps()}"
+    assert len(set(paused)) == 1, f"after Pause the runs are not at the same step (lockstep): {app.status_text()!r}"
     assert "paused" in app.status_text(), app.status_text()
 
     for _ in range(3):
@@ -228,13 +235,8 @@ def test_url_settings_carry_over_and_controls_update_the_url(open_app):
 # -- 4. presets -------------------------------------------------------------------------------------------------
 def test_truncated_bptt_preset_opens_gradient_flow(open_app):
     app = open_app("/")
-    card = app.page.locator('[data-testid="stVerticalBlock"]', has_text="Truncated BPTT").last
-    button = card.get_by_role("button", name="Load this demo")
-    assert button.count() == 1, f"found {button.count()} 'Load this demo' buttons in the Truncated BPTT card"
-    with app.rerun():
-        button.click()
-    app.page.wait_for_url(re.compile(r"/gradient_flow\?"), timeout=30_000)
-    app.wait_idle()
+    app.load_preset("Truncated BPTT")
+    assert app.path() == "/gradient_flow", f"the preset opened {app.page.url}"
     q = app.query()
     assert q.get("truncation") == "10", f"URL after the preset: {app.page.url}"
     assert q.get("seq_len") == "60" and q.get("cells") == "rnn_tanh,lstm", app.page.url
@@ -258,13 +260,24 @@ SESSIONS = [  # (url, run labels, query values the URL must keep)
 
 
 def test_four_sessions_train_in_isolation(open_app, app_server):
-    apps = [open_app(url) for url, _, _ in SESSIONS]
+    t_start = time.perf_counter()
+
+    def lap(what):
+        print(f"{time.perf_counter() - t_start:6.1f} s  {what}")
+
+    apps = [open_app() for _ in SESSIONS]
+    for app, (url, _, _) in zip(apps, SESSIONS, strict=True):  # load all four at once
+        app.goto(url, wait_idle=False)
+    for app in apps:
+        app.wait_idle()
+    lap("4 sessions open")
     for app, (url, want, _) in zip(apps, SESSIONS, strict=True):
         assert labels(app) == want, f"{url}: status {app.status_text()!r}"
         assert app.steps() == [0] * len(want), f"{url}: a fresh session should start at step 0: {app.steps()}"
 
     for app in apps:
         app.start()
+    lap("4 sessions started")
     cpu0, t0 = app_server.cpu_seconds(), time.perf_counter()
     first = [app.wait_steps(lambda s: min(s) > 0, timeout_ms=30_000) for app in apps]
     worst = 0.0
@@ -275,26 +288,30 @@ def test_four_sessions_train_in_isolation(open_app, app_server):
         time.sleep(0.25)
     assert worst < 2.0, f"/_stcore/health took {worst:.2f} s while four sessions trained"
     busy = (app_server.cpu_seconds() - cpu0) / (time.perf_counter() - t0)
+    lap(f"trained; health answered in <= {worst:.2f} s; server used {busy:.2f} cores")
     later = [app.steps() for app in apps]
     for (url, _, _), a, b in zip(SESSIONS, first, later, strict=True):
         assert all(y > x for x, y in zip(a, b, strict=True)), f"{url}: steps did not advance: {a} -> {b}"
 
     # a fifth visitor still gets a page while the four train
     t = time.perf_counter()
-    open_app("/")
+    ph = open_app("/").load_phases()
     fifth = time.perf_counter() - t
-    assert fifth < 20, f"a new session took {fifth:.1f} s to load Home while four sessions trained"
+    phases = ", ".join(f"{k} {v:.1f} s" for k, v in ph.items() if v is not None)
+    assert fifth < 20, f"a new session took {fifth:.1f} s to load Home while four sessions trained ({phases})"
+    lap(f"a fifth session loaded Home in {fifth:.1f} s ({phases})")
 
-    # pausing one session stops only that one
+    # pausing one session stops only that one: the others keep advancing while its count holds
     apps[0].pause()
     held = apps[0].steps()
     others = [app.steps() for app in apps[1:]]
-    apps[0].page.wait_for_timeout(1500)
-    assert apps[0].steps() == held, f"paused session kept training: {held} -> {apps[0].steps()}"
     for (url, _, _), app, before in zip(SESSIONS[1:], apps[1:], others, strict=True):
-        now = app.steps()
-        assert all(y > x for x, y in zip(before, now, strict=True)), \
-            f"{url} stopped when another session paused: {before} -> {now}"
+        try:
+            app.wait_steps(lambda s, b=before: all(y > x for x, y in zip(b, s, strict=True)), timeout_ms=20_000)
+        except AssertionError as exc:
+            raise AssertionError(f"{url} stopped training when another session paused: {exc}") from None
+    assert apps[0].steps() == held, f"the paused session kept training: {held} -> {apps[0].steps()}"
+    lap("one paused, the other three kept training")
 
     # each session shows its own configuration: run labels, URL, sidebar
     for app, (url, want, query) in zip(apps, SESSIONS, strict=True):
@@ -305,6 +322,7 @@ def test_four_sessions_train_in_isolation(open_app, app_server):
         assert app.widget_value("Task").startswith(query.get("task", "adding")), f"{url}: sidebar task differs"
         app.assert_no_exception(url)
 
+    lap("each session shows its own configuration")
     # closing the tabs (three still training) stops their training: the server goes idle
     for app in apps:
         app.page.context.close()
@@ -312,11 +330,36 @@ def test_four_sessions_train_in_isolation(open_app, app_server):
     cpu1, t1 = app_server.cpu_seconds(), time.perf_counter()
     time.sleep(2.0)
     idle = (app_server.cpu_seconds() - cpu1) / (time.perf_counter() - t1)
+    lap(f"tabs closed; server now uses {idle:.2f} cores")
     assert busy > 0.5, f"the server used only {busy:.2f} cores while four sessions trained (is anything training?)"
     assert idle < 0.2, f"the server still uses {idle:.2f} cores after the training tabs closed (was {busy:.2f})"
     ok, took = health(app_server.url)
     assert ok and took < 2.0, f"health after closing the tabs: ok={ok}, {took:.2f} s"
     assert app_server.alive()
+
+
+def test_direct_link_on_a_fresh_server(browser):
+    """The first visitor of a just-started server arrives by a shared link to a page, not by Home.
+
+    Until some session has run app.py's st.navigation, Streamlit treats an app with a pages/ folder as an old
+    style multipage app and runs pages/<name>.py on its own: app.py (page config, navigation) is skipped.
+    """
+    with StreamlitServer() as server:
+        app = App(new_page(browser), server.url)
+        try:
+            app.goto("/attention?task=reverse&cells=gru&seq_len=12")
+            app.assert_no_exception("attention by direct link")
+            assert TITLES["/attention"] in app.title()
+            assert labels(app) == ["GRU + Bahdanau attention", "GRU, no attention"], app.status_text()
+            nav = [t.split("\n")[-1].strip() for t in app.page.locator(NAV_LINK).all_inner_texts()]
+            assert nav == list(NAV_TEXT.values()), f"first visit by a page link: navigation is {nav}"
+            width = app.page.locator('[data-testid="stMainBlockContainer"]').bounding_box()["width"]
+            assert width > 1000, f"first visit by a page link: main column {width:.0f} px, not the wide layout"
+        except BaseException:
+            print("screenshot:", app.screenshot("rnnviz-fail-direct-link"))
+            raise
+        finally:
+            app.page.context.close()
 
 
 def test_server_log_has_no_tracebacks(open_app, app_server):

@@ -1,0 +1,157 @@
+"""How fast the dashboard feels in a real browser: server start, first page load, and Step -> redrawn chart.
+
+    python bench/bench_ui.py [--repeats 10]
+
+Starts `streamlit run app.py` on a free local port and drives Debian's Chromium (/usr/bin/chromium) with
+Playwright, like tests/test_browser.py. Prints:
+
+  server start -> /_stcore/health "ok"        (process launch until the server answers)
+  first load of "/" -> idle, title visible     (the first session also imports torch and the app)   goal < 3 s
+  warm load of "/" (a new session)
+  Home -> Gradient flow -> charts drawn        (defaults; the first time in the server, then another session)
+  Step -> status step count changes            (click in the page -> the status text shows step n+1)
+  Step -> gradient chart redrawn               (click -> the first trace's svg path `d` changes)  goal < 300 ms
+
+The two Step timings are taken in the page itself (performance.now() around a JS click, polled every
+animation frame), so Playwright's round trips are not counted. Median and p90 over --repeats clicks.
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.browser import App, StreamlitServer, chromium_available, launch_browser, new_page  # noqa: E402
+
+GOAL_FIRST_LOAD_S = 3.0
+GOAL_STEP_MS = 300.0
+
+# Click Step in the page and time, from the click, (1) the status line showing a new step count and
+# (2) the first trace of the gradient-vs-time chart getting a new path. Resolves {status, chart} in ms
+# (null for one that did not change within the timeout).
+STEP_JS = """
+async ({timeoutMs}) => {
+  const statusText = () => Array.from(document.querySelectorAll('[data-testid="stMarkdownContainer"]'))
+      .map(e => e.innerText).filter(t => t.includes('steps/s')).join('\\n');
+  const firstPath = () => {
+    const p = document.querySelector('.st-key-gf_curve .scatterlayer .trace path.js-line');
+    return p ? p.getAttribute('d') : null;
+  };
+  const s0 = statusText(), d0 = firstPath();
+  const button = document.querySelector('[data-testid="stSidebar"] .st-key-btn_step button');
+  if (!button || button.disabled) return {error: 'Step button missing or disabled'};
+  const t0 = performance.now();
+  button.click();
+  let status = null, chart = null;
+  while (performance.now() - t0 < timeoutMs && (status === null || chart === null)) {
+    await new Promise(r => requestAnimationFrame(r));
+    const now = performance.now() - t0;
+    if (status === null && statusText() !== s0) status = now;
+    if (chart === null) { const d = firstPath(); if (d !== null && d !== d0) chart = now; }
+  }
+  return {status, chart};
+}
+"""
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = (len(xs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def load_home(app: App) -> dict:
+    """Open "/" in a new session; seconds to idle with the title visible, and the phases in the page."""
+    t0 = time.perf_counter()
+    app.goto("/")
+    app.page.locator("h1", has_text="rnnviz").first.wait_for(state="visible")
+    total = time.perf_counter() - t0
+    return {"total": total, **app.load_phases()}
+
+
+def open_gradient_flow(app: App) -> float:
+    """Seconds from clicking Gradient flow in the sidebar to its charts drawn and the run over."""
+    t0 = time.perf_counter()
+    app.nav("Gradient flow")
+    app.page.wait_for_selector(".st-key-gf_curve .scatterlayer .trace path.js-line")
+    app.wait_idle()
+    return time.perf_counter() - t0
+
+
+def breakdown(m: dict) -> list:
+    """Rows for the phases of a page load (seconds since navigation start, in the page's clock)."""
+    rows = []
+    if m["dom"] is not None:
+        rows.append(("  . HTML + JS loaded (DOMContentLoaded)", m["dom"], "s", ""))
+    if m["run"] is not None:
+        rows.append(("  . script run starts (websocket up)", m["run"], "s", ""))
+        if m["idle"] is not None and m["idle"] > m["run"]:
+            rows.append(("  . script run ends (server: app + page)", m["idle"], "s", ""))
+    rows.append(("  . widgets drawn (no skeletons left)", m["now"], "s", ""))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=10, help="Step clicks to time")
+    args = ap.parse_args()
+    if not chromium_available():
+        sys.exit("bench_ui: /usr/bin/chromium not found (apt-get install -y chromium)")
+
+    rows = []  # (what, value, unit, goal)
+    with launch_browser() as browser, StreamlitServer() as server:
+        rows.append(("server start -> health ok", server.ready_seconds, "s", ""))
+
+        app = App(new_page(browser), server.url)
+        first = load_home(app)
+        rows.append(('first load of "/" -> idle, title', first["total"], "s", f"< {GOAL_FIRST_LOAD_S:g} s"))
+        rows += breakdown(first)
+
+        warm = App(new_page(browser), server.url)
+        again = load_home(warm)
+        rows.append(('warm load of "/" (new session)', again["total"], "s", ""))
+        rows += breakdown(again)
+
+        rows.append(("Home -> Gradient flow, charts (1st time)", open_gradient_flow(app), "s", ""))
+        rows.append(("Home -> Gradient flow, charts (2nd session)", open_gradient_flow(warm), "s", ""))
+        warm.page.context.close()
+        app.assert_no_exception("gradient_flow")
+
+        app.step()  # warm-up: the first step builds optimiser state
+        status_ms, chart_ms, missed = [], [], 0
+        for _ in range(args.repeats):
+            r = app.page.evaluate(STEP_JS, {"timeoutMs": 10_000})
+            if r.get("error"):
+                sys.exit(f"bench_ui: {r['error']}")
+            if r["status"] is None or r["chart"] is None:
+                missed += 1
+            if r["status"] is not None:
+                status_ms.append(r["status"])
+            if r["chart"] is not None:
+                chart_ms.append(r["chart"])
+            app.wait_idle()
+            app.page.wait_for_timeout(150)
+        app.assert_no_exception("gradient_flow after the Step clicks")
+        steps = app.steps()
+
+    print(f"rnnviz UI benchmark — streamlit run app.py + Chromium, {args.repeats} Step clicks on Gradient flow "
+          f"(defaults: adding, T=50, RNN/LSTM/GRU, H=32)")
+    print(f"{'measure':42s} {'value':>10s}   goal")
+    for what, v, unit, goal in rows:
+        print(f"{what:42s} {v:9.2f} {unit:2s} {goal}")
+    for what, xs in (("Step -> status shows the new step", status_ms), ("Step -> gradient chart redrawn", chart_ms)):
+        goal = f"< {GOAL_STEP_MS:g} ms" if "chart" in what else ""
+        print(f"{what + ' (median)':42s} {statistics.median(xs) if xs else float('nan'):9.0f} ms {goal}")
+        print(f"{what + ' (p90)':42s} {pct(xs, 0.9):9.0f} ms")
+    if missed:
+        print(f"warning: {missed} of {args.repeats} clicks did not change the status and the chart within 10 s")
+    print(f"(step counts at the end: {steps})")
+
+
+if __name__ == "__main__":
+    main()
