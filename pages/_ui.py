@@ -213,11 +213,11 @@ def sidebar() -> Controls:
     ss = st.session_state
     _write_widgets(ss.controls)
     sb = st.sidebar
-    b1, b2, b3 = sb.columns(3)
     if ss.running:
-        b1.button("⏸ Pause", on_click=_pause, width="stretch", key="btn_pause")
+        sb.button("❚❚ Pause", on_click=_pause, width="stretch", key="btn_pause")
     else:
-        b1.button("▶ Start", on_click=_start, width="stretch", type="primary", key="btn_start")
+        sb.button("▶ Start", on_click=_start, width="stretch", type="primary", key="btn_start")
+    b2, b3 = sb.columns(2)
     step_clicked = b2.button("Step", width="stretch", key="btn_step", disabled=ss.running,
                              help="One optimisation step, then a fresh snapshot")
     b3.button("Reset", on_click=reset_runs, width="stretch", key="btn_reset", help="New models, same settings")

@@ -207,7 +207,7 @@ def grad_flow_heatmap(gf: pd.DataFrame, run: str | None = None, layer: int = 0, 
         hovertemplate="step %{y}, t = %{x}<br>‖∂L/∂h_t‖ = %{customdata:.3e}<extra></extra>"))
     name = f"{run}" + (f", layer {layer}" if layer else "") + (", reverse" if direction else "")
     note = "blank cells: exactly 0 (cut by truncation)" if (z == 0).any() else None
-    return _layout(fig, f"log10 ‖∂L/∂h_t‖ over training — {name}", xt, yt, note=note)
+    return _layout(fig, str(name), xt, yt, note=note or "log10 ‖∂L/∂h_t‖ per snapshot")
 
 
 def global_grad_norm(hist: pd.DataFrame, clip: float | None = None) -> go.Figure:

@@ -303,13 +303,13 @@ class App:
         self.sidebar_button(text).click()
 
     def start(self) -> None:
-        """Press ▶ Start and wait until the button has become ⏸ Pause."""
+        """Press ▶ Start and wait until the button has become ❚❚ Pause."""
         self.click_sidebar_button("▶ Start")
-        self.sidebar_button("⏸ Pause").wait_for(state="visible", timeout=30_000)
+        self.sidebar_button("❚❚ Pause").wait_for(state="visible", timeout=30_000)
 
     def pause(self, timeout_ms: float = 30_000) -> None:
-        """Press ⏸ Pause, wait until ▶ Start is back and the script is idle."""
-        self.click_sidebar_button("⏸ Pause")
+        """Press ❚❚ Pause, wait until ▶ Start is back and the script is idle."""
+        self.click_sidebar_button("❚❚ Pause")
         self.sidebar_button("▶ Start").wait_for(state="visible", timeout=timeout_ms)
         self.wait_idle(timeout_ms)
 
