@@ -39,6 +39,7 @@ GATE_NAMES = {
     "GRU": ("reset", "update", "new"),
 }
 N_BLOCKS = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+GATE_STATS_COLUMNS = ["layer", "direction", "gate", "mean", "frac_low", "frac_high"]
 
 
 @dataclass
@@ -96,23 +97,27 @@ class Trace:
             df["log10_grad_norm"] = np.log10(df["grad_norm"].to_numpy())
         return df
 
-    def gate_stats_frame(self, low: float = 0.05, high: float = 0.95) -> pd.DataFrame:
-        """Tidy gate statistics per (layer, direction, gate): mean and fraction saturated.
+    def gate_stats(self, low: float = 0.05, high: float = 0.95) -> list[dict]:
+        """Rows (layer, direction, gate, mean, frac_low, frac_high): mean activation and fraction saturated.
 
         Saturation is judged on the gate's own range: sigmoid gates in [0, 1], tanh ones mapped to [0, 1]
-        by (a + 1) / 2.
+        by (a + 1) / 2. One reduction per statistic and gate over (batch, time, unit).
         """
         rows = []
         for name, g in self.gates.items():
             unit = (g + 1) / 2 if name in ("cell", "new") else g  # tanh gates -> [0, 1]
-            for layer in range(g.shape[0]):
-                for d in range(g.shape[1]):
-                    u = unit[layer, d]
-                    rows.append({"layer": layer, "direction": d, "gate": name,
-                                 "mean": float(g[layer, d].mean()),
-                                 "frac_low": float((u < low).float().mean()),
-                                 "frac_high": float((u > high).float().mean())})
-        return pd.DataFrame(rows, columns=["layer", "direction", "gate", "mean", "frac_low", "frac_high"])
+            stats = [g.mean(dim=(2, 3, 4)), (unit < low).float().mean(dim=(2, 3, 4)),
+                     (unit > high).float().mean(dim=(2, 3, 4))]  # each (L, D)
+            for (layer, d), (m, lo, hi) in zip(np.ndindex(*g.shape[:2]),
+                                               zip(*(x.reshape(-1).tolist() for x in stats), strict=True),
+                                               strict=True):
+                rows.append({"layer": layer, "direction": d, "gate": name, "mean": m, "frac_low": lo,
+                             "frac_high": hi})
+        return rows
+
+    def gate_stats_frame(self, low: float = 0.05, high: float = 0.95) -> pd.DataFrame:
+        """gate_stats as a tidy DataFrame."""
+        return pd.DataFrame(self.gate_stats(low, high), columns=GATE_STATS_COLUMNS)
 
 
 # ----------------------------------------------------------------------------------------------------------

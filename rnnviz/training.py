@@ -23,7 +23,7 @@ import torch
 
 from rnnviz.models import ModelConfig, build_model, generate, param_groups, spectral_stats
 from rnnviz.tasks import TASKS, make_task
-from rnnviz.tracing import trace
+from rnnviz.tracing import GATE_STATS_COLUMNS, trace
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -94,7 +94,7 @@ class Snapshot:
     hidden: torch.Tensor  # (layers, dirs, B, T, H) float16
     gates: dict[str, torch.Tensor]  # each (layers, dirs, B, T, H) float16
     cell: torch.Tensor | None  # LSTM c_t
-    gate_stats: pd.DataFrame  # layer, direction, gate, mean, frac_low, frac_high
+    gate_stats: list[dict]  # rows: layer, direction, gate, mean, frac_low, frac_high
     attention: torch.Tensor | None = None  # (B, T_out, T_in) seq2seq with attention
     nbytes: int = 0
 
@@ -104,7 +104,7 @@ class Snapshot:
         gates = {k: v.half() for k, v in tr.gates.items()}
         snap = cls(step=step, loss=tr.loss, grad_norm=tr.grad_norm.double().numpy(), hidden=tr.hidden.half(),
                    gates=gates, cell=None if tr.cell is None else tr.cell.half(),
-                   gate_stats=tr.gate_stats_frame(), attention=attention)
+                   gate_stats=tr.gate_stats(), attention=attention)
         snap.nbytes = sum(t.numel() * 2 for t in [snap.hidden, snap.cell, *gates.values()] if t is not None)
         return snap
 
@@ -290,9 +290,8 @@ class Trainer:
         return pd.concat(parts, ignore_index=True)
 
     def gate_stats_frame(self) -> pd.DataFrame:
-        parts = [s.gate_stats.assign(step=s.step) for s in self.snapshots if len(s.gate_stats)]
-        cols = ["step", "layer", "direction", "gate", "mean", "frac_low", "frac_high"]
-        return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+        rows = [{"step": s.step, **r} for s in self.snapshots for r in s.gate_stats]
+        return pd.DataFrame(rows, columns=["step", *GATE_STATS_COLUMNS])
 
     def spectral_frame(self) -> pd.DataFrame:
         return spectral_stats(self.model.core)

@@ -112,7 +112,7 @@ def test_pca_basis_is_fixed_orthonormal_and_projects(runs):
 def _snap(hidden: torch.Tensor) -> Snapshot:
     L, D, B, T_, H = hidden.shape
     return Snapshot(step=0, loss=0.0, grad_norm=np.ones((L, D, T_)), hidden=hidden.half(), gates={}, cell=None,
-                    gate_stats=pd.DataFrame())
+                    gate_stats=[])
 
 
 def test_pca_basis_small_hidden_and_constant_states():
