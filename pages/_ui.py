@@ -171,6 +171,15 @@ def snapshot_step() -> int | None:
     return st.session_state.get("replay")
 
 
+def current_snapshot(t: Trainer):
+    """The snapshot a page shows: the replayed one, else the latest; None (with a hint) before the first."""
+    step = snapshot_step()
+    snap = t.snapshot_at(step) if step is not None else t.latest
+    if snap is None:
+        st.info("No snapshot yet: press Step or Start.")
+    return snap
+
+
 # -- sidebar -----------------------------------------------------------------------------------------------
 def _sync() -> None:
     """on_change of every control: copy the widgets into the session's Controls (validated).

@@ -26,9 +26,8 @@ if c.task not in ui.SEQ2SEQ:
 def render(rs):
     att = {label: t for label, t in rs.items() if t.model.attention != "none"}
     label, t = next(iter(att.items()))
-    snap = t.snapshot_at(ui.snapshot_step()) if ui.snapshot_step() is not None else t.latest
+    snap = ui.current_snapshot(t)
     if snap is None or snap.attention is None:
-        st.info("No snapshot yet: press Step or Start.")
         return
     B = snap.attention.shape[0]
     example = st.number_input("Example from the probe batch", 0, B - 1, 0, key="att_example")

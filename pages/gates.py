@@ -23,9 +23,8 @@ def render(rs):
     c1, c2, c3 = st.columns(3)
     label = c1.selectbox("Run", list(gated), key="gates_run")
     t = gated[label]
-    snap = t.snapshot_at(ui.snapshot_step()) if ui.snapshot_step() is not None else t.latest
+    snap = ui.current_snapshot(t)
     if snap is None:
-        st.info("No snapshot yet: press Step or Start.")
         return
     L, D, B = snap.hidden.shape[:3]
     example = c2.number_input("Sequence of the probe batch", 0, B - 1, 0, key="gates_example")

@@ -45,9 +45,8 @@ def render(rs):
     c1, c2, c3, c4 = st.columns(4)
     label = c1.selectbox("Run", list(rs), key="hs_run")
     t = rs[label]
-    snap = t.snapshot_at(ui.snapshot_step()) if ui.snapshot_step() is not None else t.latest
+    snap = ui.current_snapshot(t)
     if snap is None:
-        st.info("No snapshot yet: press Step or Start.")
         return
     L, D, B, T, H = snap.hidden.shape
     layer = c2.number_input("Layer", 0, L - 1, L - 1, key="hs_layer")

@@ -114,7 +114,7 @@ class Controls:
         for f in fields(self):
             v = getattr(self, f.name)
             if v != getattr(default, f.name):
-                out[f.name] = ",".join(v) if isinstance(v, tuple) else _fmt(v)
+                out[f.name] = ",".join(v) if isinstance(v, tuple) else format_value(v)
         return out
 
     @classmethod
@@ -147,7 +147,8 @@ class Controls:
         return c, problems
 
 
-def _fmt(v) -> str:
+def format_value(v) -> str:
+    """A control value as it appears in a URL or a --set option."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
@@ -231,4 +232,4 @@ PRESETS = [
 PRESETS_BY_NAME = {p.name: p for p in PRESETS}
 
 __all__ = ["ATTENTION_LABELS", "BOUNDS", "CELL_LABELS", "Controls", "PRESETS", "PRESETS_BY_NAME", "Preset",
-           "check_budget", "snapshot_bytes", "step_macs"]
+           "check_budget", "format_value", "snapshot_bytes", "step_macs"]

@@ -53,6 +53,7 @@ from rnnviz.controls import (
     Controls,
     Preset,
     check_budget,
+    format_value,
 )
 from rnnviz.tasks import make_task
 from rnnviz.training import Trainer, accuracy_vs_length, sample_text
@@ -271,16 +272,8 @@ def control_help() -> list[tuple[str, str, str]]:
             rng = "comma-separated: " + ",".join(CELL_LABELS)
         else:
             rng = "|".join(CHOICES.get(f.name) or ())
-        rows.append((f.name, rng, ",".join(v) if isinstance(v, tuple) else _fmt(v)))
+        rows.append((f.name, rng, ",".join(v) if isinstance(v, tuple) else format_value(v)))
     return rows
-
-
-def _fmt(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
 
 
 def reproduce_command(c: Controls, steps: int, extra: list[str] | None = None) -> str:
@@ -779,7 +772,7 @@ def _config_section(doc: _Doc, c: Controls, runs, steps: int) -> None:
     for f in fields(Controls):
         v = getattr(c, f.name)
         rows.append({"setting": CONTROL_LABELS.get(f.name, f.name), "key": f.name,
-                     "value": ",".join(v) if isinstance(v, tuple) else _fmt(v),
+                     "value": ",".join(v) if isinstance(v, tuple) else format_value(v),
                      "default": "" if v == getattr(default, f.name) else "changed"})
     doc.caption(f"The dashboard's controls (config.json loads back with --config), {steps} training steps.")
     doc.table(pd.DataFrame(rows))
