@@ -14,13 +14,19 @@ def _go_live():
     st.session_state.replay = None
 
 
+def _scrub():
+    """Slider moved by the user: replay that snapshot (the last one is live)."""
+    v, steps = st.session_state.replay_slider, st.session_state.replay_steps
+    st.session_state.replay = None if v == steps[-1] else v
+
+
 def render(rs):
     hist = analysis.history_frames(rs)
     t0 = next(iter(rs.values()))
     st.markdown(f"#### Loss — {t0.task.name}, trivial baseline {t0.task.baseline:.4g}")
     st.caption(f"Dashed: {t0.task.baseline_note} A model that does not beat it has learned nothing useful.")
     ui.chart(figures.loss_curves(hist), key="tr_loss")
-    st.markdown(f"#### {t0.task.metric_name}")
+    st.markdown(f"#### Task metric: {t0.task.metric_name}")
     ui.chart(figures.loss_curves(hist, metric=True), key="tr_metric")
     st.markdown("#### Gradient norm per layer")
     st.caption("‖∂L/∂θ‖ of each group of parameters per step (before clipping).")
@@ -41,9 +47,9 @@ if len(steps) < 2:
 else:
     current = st.session_state.replay if st.session_state.replay is not None else steps[-1]
     current = max(s for s in steps if s <= current) if any(s <= current for s in steps) else steps[0]
-    chosen = st.select_slider("Snapshot step", steps, value=current, key="replay_slider",
-                              disabled=st.session_state.running,
-                              help="Pause training to scrub. Every page then shows this snapshot.")
-    if not st.session_state.running:
-        st.session_state.replay = None if chosen == steps[-1] else chosen
+    st.session_state.replay_steps = steps
+    st.session_state.replay_slider = current  # the slider shows what the pages show
+    st.select_slider("Snapshot step", steps, key="replay_slider", on_change=_scrub,
+                     disabled=st.session_state.running,
+                     help="Pause training to scrub. Every page then shows this snapshot.")
     st.button("Back to live", on_click=_go_live, key="replay_live")

@@ -236,3 +236,27 @@ def test_reset_frees_the_models():
     gc.collect()
     assert old() is None, "the old model is still referenced after Reset"
     assert step_counts(at) == [0]
+
+
+def test_replay_scrubber_sets_the_snapshot_every_page_shows():
+    at = app({"cells": "gru", "snapshot_every": "2", "seq_len": "12"}).run()
+    at.switch_page("pages/training.py").run()
+    for _ in range(3):
+        at.button(key="btn_step").click().run()
+    assert at.session_state["replay"] is None  # nothing replayed until the user scrubs
+    for _ in range(4):
+        at.button(key="btn_step").click().run()
+    no_exception(at)
+    assert at.session_state["replay"] is None
+    slider = at.select_slider(key="replay_slider")
+    assert slider.value == 7 or slider.value == 6, slider.value  # the latest snapshot (every 2 steps + Step's own)
+    slider.set_value(2).run()
+    assert at.session_state["replay"] == 2
+    at.switch_page("pages/gradient_flow.py").run()
+    no_exception(at)
+    title = figures(at)[0]["layout"]["title"]["text"]
+    assert "step 2" in title, title
+    assert any("Replaying" in m.value for m in at.markdown)
+    at.switch_page("pages/training.py").run()
+    at.button(key="replay_live").click().run()
+    assert at.session_state["replay"] is None
