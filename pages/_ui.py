@@ -352,6 +352,3 @@ def downloads(frames: dict, key: str) -> None:
     if notes:
         st.caption("Note: " + "; ".join(sorted(set(notes))))
 
-
-def timer() -> float:
-    return time.perf_counter()

@@ -38,7 +38,6 @@ GATE_NAMES = {
     "LSTM": ("input", "forget", "cell", "output"),
     "GRU": ("reset", "update", "new"),
 }
-N_BLOCKS = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 GATE_STATS_COLUMNS = ["layer", "direction", "gate", "mean", "frac_low", "frac_high"]
 
 
