@@ -247,6 +247,26 @@ def test_truncated_bptt_preset_opens_gradient_flow(open_app):
     app.assert_no_exception("gradient_flow after the preset")
 
 
+def test_clicking_a_phase_cell_loads_it_on_gradient_flow(open_app):
+    app = open_app()
+    app.goto("/phase", timeout_ms=180_000)  # the sweep computes its grid first
+    app.page.wait_for_selector(".st-key-ph_chart .main-svg", timeout=120_000)
+    cells = app.page.locator(".st-key-ph_chart .scatterlayer .trace .points path")
+    assert cells.count() >= 1200, f"{cells.count()} clickable phase cells"  # 3 cells x 20 scales x 20 lengths
+    cells.nth(150).click(force=True)  # RNN (tanh) panel
+    app.page.get_by_role("button", name="Open this configuration on the Gradient flow page").wait_for(timeout=60_000)
+    selected = app.page.locator('[data-testid="stAlert"]').first.inner_text()
+    assert selected.startswith("Selected: RNN (tanh), weight scale"), selected
+    app.page.get_by_role("button", name="Open this configuration on the Gradient flow page").click()
+    app.page.wait_for_url("**/gradient_flow?**", timeout=60_000)
+    app.wait_idle()
+    q = app.query()
+    assert q.get("cells") == "rnn_tanh" and q.get("init") == "orthogonal" and "weight_scale" in q, app.page.url
+    assert f"T = {q.get('seq_len')}." in selected, (selected, app.page.url)
+    assert "Gradient flow through time" in app.title()
+    app.assert_no_exception("gradient_flow loaded from the phase diagram")
+
+
 # -- 5. four sessions at once -----------------------------------------------------------------------------------
 SESSIONS = [  # (url, run labels, query values the URL must keep)
     ("/gradient_flow?cells=rnn_tanh&seq_len=20", ["RNN (tanh)"], {"cells": "rnn_tanh", "seq_len": "20"}),
