@@ -71,6 +71,69 @@ def health(url: str, timeout: float = 2.0) -> tuple[bool, float]:
     return ok, time.perf_counter() - t0
 
 
+# -- reading the server log ------------------------------------------------------------------------------------
+
+_CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
+# A browser tab that closes while its websocket is being opened or closed makes Streamlit's own websocket endpoint
+# (uvicorn + starlette, no app frame involved) log a traceback. That race is the server's, not the app's.
+_CLIENT_GONE = re.compile(r'WebSocketDisconnect|ClientDisconnect|ConnectionClosed|'
+                          r'Cannot call "send" once a close message|Need to call "accept" first')
+
+
+def tracebacks(log: str) -> list[str]:
+    """Every Python traceback report in a log, chained exceptions ("During handling of ...") kept in one report."""
+    reports: list[str] = []
+    cur: list[str] | None = None
+    state = ""  # "frames": inside a stack; "summary": after "pkg.Error: msg"; "chain": after a chaining sentence
+    for line in log.splitlines():
+        starts_tb = line.startswith("Traceback (most recent call last)")
+        if cur is not None:
+            if state == "frames" and line.startswith((" ", "\t")):
+                cur.append(line)
+                continue
+            if state == "frames" and not starts_tb:
+                cur.append(line)  # the exception's summary line
+                state = "summary"
+                continue
+            if state in ("summary", "chain") and not line.strip():
+                cur.append(line)
+                continue
+            if state == "summary" and line.startswith(_CHAIN):
+                cur.append(line)
+                state = "chain"
+                continue
+            if state == "chain" and starts_tb:
+                cur.append(line)
+                state = "frames"
+                continue
+            reports.append("\n".join(cur).rstrip())
+            cur = None
+        if starts_tb:
+            cur, state = [line], "frames"
+    if cur is not None:
+        reports.append("\n".join(cur).rstrip())
+    return reports
+
+
+def traceback_in_app_code(report: str, repo: Path = REPO) -> bool:
+    """True if any frame of the report is a file of this project (app.py, pages/, rnnviz/), not an installed one."""
+    for path in re.findall(r'File "([^"]+)"', report):
+        p = Path(path)
+        if p.is_absolute() and p.is_relative_to(repo) and not {".venv", "site-packages"} & set(p.parts):
+            return True
+    return False
+
+
+def app_tracebacks(log: str, repo: Path = REPO) -> list[str]:
+    """The log's tracebacks except Streamlit's own client-disconnect race (no project frame, only disconnect errors)."""
+    def client_gone(report: str) -> bool:
+        summaries = [ln for ln in report.splitlines()
+                     if ln and not ln.startswith((" ", "\t", "Traceback")) and not ln.startswith(_CHAIN)]
+        return bool(summaries) and all(_CLIENT_GONE.search(s) for s in summaries)
+
+    return [r for r in tracebacks(log) if traceback_in_app_code(r, repo) or not client_gone(r)]
+
+
 # -- the server ------------------------------------------------------------------------------------------------
 class StreamlitServer:
     """`streamlit run app.py` on 127.0.0.1:<free port>, cwd = repo root, in its own process group."""

@@ -16,7 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import APP_IDLE, NAV_LINK, App, StreamlitServer, chromium_available, health, launch_browser, new_page
+from tests.browser import (
+    APP_IDLE,
+    NAV_LINK,
+    App,
+    StreamlitServer,
+    app_tracebacks,
+    tracebacks,
+    chromium_available,
+    health,
+    launch_browser,
+    new_page,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -387,4 +398,6 @@ def test_server_log_has_no_tracebacks(open_app, app_server):
     app = open_app("/")
     assert app.page.locator(APP_IDLE).count() == 1
     log = app_server.output(tail=1_000_000)
-    assert "Traceback (most recent call last)" not in log, log[-4000:]
+    found = app_tracebacks(log)  # Streamlit's own client-disconnect race excepted (tests/test_server_log.py)
+    print(f"server log: {len(tracebacks(log)) - len(found)} client-disconnect traceback(s) of Streamlit's excepted")
+    assert not found, "\n\n".join(found)[-6000:]

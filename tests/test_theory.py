@@ -94,8 +94,8 @@ def test_clip_matches_torch_clip_grad_norm():
     np.testing.assert_allclose(theory.clip(np.array([0.5, 10.0]), 1.0), [0.5, 10.0 / (10.0 + 1e-6)])
 
 
-@pytest.mark.parametrize("cell,layers,bidir", itertools.product(["rnn_tanh", "rnn_relu", "lstm", "gru"], [1, 2],
-                                                                [False, True]))
+@pytest.mark.parametrize("cell,layers,bidir",
+                         list(itertools.product(["rnn_tanh", "rnn_relu", "lstm", "gru"], [1, 2], [False, True])))
 def test_output_shapes_agree_with_torch(cell, layers, bidir):
     B, T, H = 3, 7, 5
     kw = dict(input_size=2, hidden_size=H, num_layers=layers, batch_first=True, bidirectional=bidir)

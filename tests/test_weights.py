@@ -46,6 +46,7 @@ def test_prefixed_state_dict_of_a_bigger_model():
     assert any("rnn." in n for n in notes) and any("ignored" in n for n in notes)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path):
     marker = tmp_path / "pwned"
 
