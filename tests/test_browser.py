@@ -22,11 +22,11 @@ from tests.browser import (
     App,
     StreamlitServer,
     app_tracebacks,
-    tracebacks,
     chromium_available,
     health,
     launch_browser,
     new_page,
+    tracebacks,
 )
 
 pytestmark = pytest.mark.browser
