@@ -42,12 +42,25 @@ def init_session() -> None:
     _write_widgets(c)
 
 
-def setup() -> Controls:
+def setup(training_controls: bool = True) -> Controls:
     """Every page starts with this: the session, then the sidebar controls (drawn by the page, so a page run
-    on its own, as AppTest's switch_page does, is complete)."""
+    on its own, as AppTest's switch_page does, is complete). Pages that train nothing pass False: their
+    sidebar says where the controls are instead of showing knobs that do nothing there."""
     _leave_v1_pages_mode()
     init_session()
-    return sidebar()
+    return sidebar() if training_controls else _sidebar_note()
+
+
+def _sidebar_note() -> Controls:
+    ss = st.session_state
+    st.sidebar.caption("The training controls (Start, cells, weight scale, sequence length, …) are on the "
+                       "training pages: Gradient flow, Gates, Hidden states, Attention, Training & replay. "
+                       "This page has its own settings; your runs and settings are kept.")
+    c = ss.controls
+    st.query_params.from_dict(c.to_query())  # the link still reproduces the demo
+    for p in ss.pop("url_problems", []):
+        st.warning(p)
+    return c
 
 
 def _leave_v1_pages_mode() -> None:
@@ -332,9 +345,10 @@ def chart(fig, key: str) -> None:
     st.plotly_chart(fig, width="stretch", key=key, config=PLOTLY_CONFIG)
 
 
-def downloads(frames: dict, key: str) -> None:
-    """CSV of each frame plus the configuration as JSON (not rebuilt on every live tick: pause first)."""
-    if st.session_state.get("running"):
+def downloads(frames: dict, key: str, static: bool = False) -> None:
+    """CSV of each frame plus the configuration as JSON (not rebuilt on every live tick: pause first).
+    static: the frames do not change while training runs (e.g. the phase diagram), so they are always offered."""
+    if st.session_state.get("running") and not static:
         st.caption("Pause training to download this page's data (CSV) and the configuration (JSON).")
         return
     cols = st.columns(len(frames) + 1)

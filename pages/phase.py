@@ -9,7 +9,7 @@ from rnnviz import figures
 from rnnviz.controls import CELL_LABELS
 from rnnviz.phase import PhaseConfig, boundary, sweep
 
-ui.setup()
+ui.setup(training_controls=False)
 st.title("Gradient-flow phase diagram")
 st.markdown(
     "Each cell is a freshly initialised network (no training): colour is "
@@ -60,4 +60,4 @@ if points:
                       on_click=_load, args=(new,))
         except ValueError as exc:
             st.warning(f"Cannot load it: {exc}")
-ui.downloads({"phase": df}, key="ph")
+ui.downloads({"phase": df}, key="ph", static=True)

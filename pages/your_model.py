@@ -7,7 +7,7 @@ from rnnviz import analysis, figures, trace
 from rnnviz.training import Snapshot
 from rnnviz.weights import MAX_UPLOAD_BYTES, example_input, load_recurrent_state_dict
 
-ui.setup()
+ui.setup(training_controls=False)
 st.title("Look inside your own weights")
 st.markdown(
     "Save the recurrent part of your model with `torch.save(model.rnn.state_dict(), 'rnn.pt')` (or the whole "

@@ -260,3 +260,28 @@ def test_replay_scrubber_sets_the_snapshot_every_page_shows():
     at.switch_page("pages/training.py").run()
     at.button(key="replay_live").click().run()
     assert at.session_state["replay"] is None
+
+
+@pytest.mark.parametrize("page", ["pages/phase.py", "pages/your_model.py"])
+def test_pages_that_train_nothing_show_no_training_controls(page):
+    at = app().run()
+    at.switch_page(page).run()
+    no_exception(at)
+    assert not [b for b in at.sidebar.button if b.label in ("▶ Start", "Step", "Reset")]
+    assert not at.sidebar.slider and not at.sidebar.number_input
+    assert any("training pages" in c.value for c in at.sidebar.caption)
+    at.switch_page("pages/gradient_flow.py").run()  # back on a training page: the controls and the runs are there
+    no_exception(at)
+    assert [b.label for b in at.sidebar.button][:1] == ["▶ Start"]
+    assert at.sidebar.slider(key="ctl_weight_scale").value == at.session_state["controls"].weight_scale
+
+
+def test_phase_data_can_be_downloaded_while_training_runs():
+    at = app().run()
+    at.switch_page("pages/gradient_flow.py").run()
+    at.sidebar.button(key="btn_start").click().run()
+    at.switch_page("pages/phase.py").run()
+    no_exception(at)
+    assert at.session_state["running"]
+    assert not [c for c in at.caption if "Pause training to download" in c.value]
+    assert len(at.get("download_button")) == 2  # phase.csv, config.json
