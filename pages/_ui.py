@@ -53,9 +53,10 @@ def setup(training_controls: bool = True) -> Controls:
 
 def _sidebar_note() -> Controls:
     ss = st.session_state
-    st.sidebar.caption("The training controls (Start, cells, weight scale, sequence length, …) are on the "
-                       "training pages: Gradient flow, Gates, Hidden states, Attention, Training & replay. "
-                       "This page has its own settings; your runs and settings are kept.")
+    st.sidebar.container(key="sidebar_note").caption(
+        "The training controls (Start, cells, weight scale, sequence length, …) are on the training pages: "
+        "Gradient flow, Gates, Hidden states, Attention, Training & replay. This page has its own settings; "
+        "your runs and settings are kept.")
     c = ss.controls
     st.query_params.from_dict(c.to_query())  # the link still reproduces the demo
     for p in ss.pop("url_problems", []):

@@ -283,12 +283,14 @@ class App:
     def wait_idle(self, timeout_ms: float = 60_000) -> None:
         """Until the script run has finished (not for a page that is training: its fragment reruns forever)."""
         self.page.wait_for_selector(APP, state="attached", timeout=timeout_ms)
-        # idle = the script run is over, the sidebar's buttons exist and no widget is still a lazy-loading skeleton
+        # idle = the script run is over, the sidebar is drawn (its Step button, or on a page that trains nothing
+        # its note) and no widget is still a lazy-loading skeleton
         self.page.wait_for_function(
             """() => {
                 const app = document.querySelector('[data-testid="stApp"]');
                 return app && app.getAttribute('data-test-script-state') === 'notRunning'
-                    && document.querySelector('[data-testid="stSidebar"] .st-key-btn_step button') !== null
+                    && document.querySelector('[data-testid="stSidebar"] .st-key-btn_step button, '
+                                              + '[data-testid="stSidebar"] .st-key-sidebar_note') !== null
                     && document.querySelector('[data-testid="stSkeleton"]') === null;
             }""", timeout=timeout_ms)
 
