@@ -330,7 +330,9 @@ def test_four_sessions_train_in_isolation(open_app, app_server):
     ph = open_app("/").load_phases()
     fifth = time.perf_counter() - t
     phases = ", ".join(f"{k} {v:.1f} s" for k, v in ph.items() if v is not None)
-    assert fifth < 20, f"a new session took {fifth:.1f} s to load Home while four sessions trained ({phases})"
+    # measured 13-18 s on 2 cores: mostly this test's own Chromium drawing four live tabs (server: <= 1 core,
+    # /_stcore/health < 1 s). The bound catches a server that stops serving new visitors, not slowness.
+    assert fifth < 40, f"a new session took {fifth:.1f} s to load Home while four sessions trained ({phases})"
     lap(f"a fifth session loaded Home in {fifth:.1f} s ({phases})")
 
     # pausing one session stops only that one: the others keep advancing while its count holds
