@@ -270,3 +270,15 @@ def test_run_colors_are_stable_and_distinct():
     a = F.run_colors(labels)
     assert a["GRU"] == F.RUN_COLORS["GRU"] and len(set(a.values())) == 3
     assert F.run_colors(list(reversed(labels))) == a
+
+
+def test_figures_carry_plotly_white_and_still_validate():
+    """figures._figure skips re-validating plotly's own template only: the result is plotly_white, and a bad
+    property added afterwards is still an error (as with a plain go.Figure)."""
+    fast = F._figure(go.Scatter(x=[0, 1], y=[1, 2]))
+    plain = go.Figure(go.Scatter(x=[0, 1], y=[1, 2]), layout={"template": "plotly_white"})
+    assert fast.to_dict() == plain.to_dict()
+    with pytest.raises(ValueError, match="Invalid property"):
+        fast.update_layout(not_a_layout_property=1)
+    with pytest.raises(ValueError):
+        fast.add_trace(go.Scatter(x=[0], y=[0], mode="not-a-mode"))
