@@ -282,3 +282,19 @@ def test_figures_carry_plotly_white_and_still_validate():
         fast.update_layout(not_a_layout_property=1)
     with pytest.raises(ValueError):
         fast.add_trace(go.Scatter(x=[0], y=[0], mode="not-a-mode"))
+
+
+@pytest.mark.parametrize("kw", [{}, {"height": 500, "coloraxis": {"colorscale": "RdBu_r", "cmin": -1, "cmax": 1}},
+                                {"legend": {"orientation": "h", "y": -0.25}, "margin": {"t": 130, "b": 120}}])
+def test_layout_matches_plotlys_own_update_layout(kw):
+    """_layout assigns the common properties directly (fast); the figure is what update_layout would build."""
+    fast = F._layout(F._figure(go.Scatter(x=[0, 1], y=[1, 2])), "title", "x", "y", note="note", **kw)
+    plain = go.Figure(go.Scatter(x=[0, 1], y=[1, 2]))
+    t = {"text": "title", "font": {"size": F.FONT_SIZE + 4},
+         "subtitle": {"text": "note", "font": {"size": F.FONT_SIZE - 1}}}
+    plain.update_layout(**{"template": "plotly_white", "title": t, "font": {"size": F.FONT_SIZE},
+                           "hoverlabel": {"font_size": F.FONT_SIZE}, "legend": {"font": {"size": F.FONT_SIZE}},
+                           "margin": {"t": 100}})
+    plain.update_layout(**kw)  # extra properties merge into the common ones (a legend keeps its font size)
+    plain.update_xaxes(title_text="x").update_yaxes(title_text="y")
+    assert fast.to_dict() == plain.to_dict()
