@@ -354,15 +354,17 @@ def downloads(frames: dict, key: str, static: bool = False) -> None:
         return
     cols = st.columns(len(frames) + 1)
     for col, (name, df) in zip(cols, frames.items(), strict=False):
-        col.download_button(f"⬇ {name}.csv", df.to_csv(index=False).encode(), file_name=f"{name}.csv",
-                            mime="text/csv", key=f"dl_{key}_{name}", width="stretch")
+        # deferred: the CSV is written when the button is clicked, not on every rerun (the frame is this run's);
+        # on_click="ignore": a click must not rerun the page, which would retire the file before it is fetched
+        col.download_button(f"⬇ {name}.csv", lambda df=df: df.to_csv(index=False).encode(), file_name=f"{name}.csv",
+                            mime="text/csv", key=f"dl_{key}_{name}", width="stretch", on_click="ignore")
     rs = st.session_state.get("runs", {})
     cfg = {"controls": {f.name: getattr(controls(), f.name) for f in fields(Controls)},
            "runs": {label: t.config_dict() for label, t in rs.items()},
            "notes": {label: t.notes() for label, t in rs.items()}}
-    cols[-1].download_button("⬇ config.json", json.dumps(cfg, indent=2, default=list).encode(),
+    cols[-1].download_button("⬇ config.json", lambda: json.dumps(cfg, indent=2, default=list).encode(),
                              file_name="rnnviz-config.json", mime="application/json", key=f"dl_{key}_cfg",
-                             width="stretch")
+                             width="stretch", on_click="ignore")
     notes = [n for t in rs.values() for n in t.notes()]
     if notes:
         st.caption("Note: " + "; ".join(sorted(set(notes))))

@@ -162,6 +162,33 @@ def test_sidebar_navigation_visits_every_page(open_app):
         app.assert_no_exception(path)
 
 
+def test_downloads_give_the_pages_data(open_app, tmp_path):
+    """The CSV and JSON buttons (paused) deliver files that parse and hold this session's numbers."""
+    import json
+
+    import pandas as pd
+
+    app = open_app("/gradient_flow?cells=lstm,gru&seq_len=20")
+    for _ in range(2):
+        app.step()
+    files = {}
+    for label in ("grad_flow.csv", "history.csv", "config.json"):
+        with app.page.expect_download(timeout=30_000) as dl:
+            app.page.get_by_role("button", name=f"⬇ {label}").click()
+        path = tmp_path / label
+        dl.value.save_as(path)
+        assert dl.value.suggested_filename == ("rnnviz-config.json" if label == "config.json" else label)
+        files[label] = path
+    gf = pd.read_csv(files["grad_flow.csv"])
+    assert {"run", "step", "t", "grad_norm"} <= set(gf.columns), list(gf.columns)
+    assert set(gf["run"]) == {"LSTM", "GRU"} and gf["t"].max() == 19 and gf["step"].max() == 2
+    hist = pd.read_csv(files["history.csv"])
+    assert set(hist["run"]) == {"LSTM", "GRU"} and sorted(hist["step"].unique().tolist()) == [1, 2]
+    cfg = json.loads(files["config.json"].read_text())
+    assert cfg["controls"]["cells"] == ["lstm", "gru"] and cfg["controls"]["seq_len"] == 20
+    assert set(cfg["runs"]) == {"LSTM", "GRU"}
+
+
 def test_your_weights_upload_renders_charts(open_app, tmp_path):
     import torch
     from torch import nn
@@ -256,10 +283,18 @@ def test_truncated_bptt_preset_opens_gradient_flow(open_app):
     app.assert_no_exception("gradient_flow after the preset")
 
 
-def test_clicking_a_phase_cell_loads_it_on_gradient_flow(open_app):
+def test_clicking_a_phase_cell_loads_it_on_gradient_flow(open_app, tmp_path):
+    import pandas as pd
+
     app = open_app()
     app.goto("/phase", timeout_ms=180_000)  # the sweep computes its grid first
     app.page.wait_for_selector(".st-key-ph_chart .main-svg", timeout=120_000)
+    with app.page.expect_download(timeout=30_000) as dl:  # the grid's data, as drawn
+        app.page.get_by_role("button", name="⬇ phase.csv").click()
+    dl.value.save_as(tmp_path / "phase.csv")
+    grid = pd.read_csv(tmp_path / "phase.csv")
+    assert len(grid) == 1200, len(grid)  # 3 cells x 20 scales x 20 lengths
+    assert {"cell", "scale", "seq_len", "log_ratio"} <= set(grid.columns), list(grid.columns)
     cells = app.page.locator(".st-key-ph_chart .scatterlayer .trace .points path")
     assert cells.count() >= 1200, f"{cells.count()} clickable phase cells"  # 3 cells x 20 scales x 20 lengths
     cells.nth(150).click(force=True)  # RNN (tanh) panel
