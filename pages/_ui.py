@@ -52,16 +52,20 @@ def setup(training_controls: bool = True) -> Controls:
 
 
 def _sidebar_note() -> Controls:
-    ss = st.session_state
     st.sidebar.container(key="sidebar_note").caption(
         "The training controls (Start, cells, weight scale, sequence length, …) are on the training pages: "
         "Gradient flow, Gates, Hidden states, Attention, Training & replay. This page has its own settings; "
         "your runs and settings are kept.")
-    c = ss.controls
-    st.query_params.from_dict(c.to_query())  # the link still reproduces the demo
-    for p in ss.pop("url_problems", []):
-        st.warning(p)
+    c = st.session_state.controls
+    _mirror_url(c)  # the link still reproduces the demo
     return c
+
+
+def _mirror_url(c: Controls) -> None:
+    """Write the controls into the URL; show what a shared link had that could not be used (once)."""
+    st.query_params.from_dict(c.to_query())
+    for p in st.session_state.pop("url_problems", []):
+        st.warning(p)
 
 
 def _leave_v1_pages_mode() -> None:
@@ -280,9 +284,7 @@ def sidebar() -> Controls:
     if ss.get("control_error"):
         sb.error(ss.control_error)
     c = ss.controls
-    st.query_params.from_dict(c.to_query())
-    for p in ss.pop("url_problems", []):
-        st.warning(p)
+    _mirror_url(c)
     if step_clicked:
         problem = check_budget(c)
         if problem is None:
@@ -365,7 +367,7 @@ def downloads(frames: dict, key: str, static: bool = False) -> None:
     cols[-1].download_button("⬇ config.json", lambda: json.dumps(cfg, indent=2, default=list).encode(),
                              file_name="rnnviz-config.json", mime="application/json", key=f"dl_{key}_cfg",
                              width="stretch", on_click="ignore")
-    notes = [n for t in rs.values() for n in t.notes()]
+    notes = [n for run_notes in cfg["notes"].values() for n in run_notes]
     if notes:
         st.caption("Note: " + "; ".join(sorted(set(notes))))
 
