@@ -302,7 +302,8 @@ def _gates(mode: str, x: Tensor, h: Tensor, h0: Tensor, c0: Tensor | None, param
     """Gates of one layer for all steps at once from its recorded states (one GEMM per weight matrix).
 
     x (T, B, in) position order; h (T, D, B, H) processing order; h0, c0 (D, B, H).
-    Returns processing-order (T, D, B, H) tensors: the gates, LSTM "c", and what the GRU backward needs.
+    Returns processing-order (T, D, B, H) tensors: the gates, LSTM "c", and what the explicit RNN / GRU
+    backward needs (RNN: no gates, only phi'(a_t)).
     """
     T, D, B, H = h.shape
     W_ih = torch.stack([p[0] for p in params])  # (D, GH, in)
