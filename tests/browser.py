@@ -124,14 +124,17 @@ def traceback_in_app_code(report: str, repo: Path = REPO) -> bool:
     return False
 
 
-def app_tracebacks(log: str, repo: Path = REPO) -> list[str]:
-    """The log's tracebacks except Streamlit's own client-disconnect race (no project frame, only disconnect errors)."""
-    def client_gone(report: str) -> bool:
-        summaries = [ln for ln in report.splitlines()
-                     if ln and not ln.startswith((" ", "\t", "Traceback")) and not ln.startswith(_CHAIN)]
-        return bool(summaries) and all(_CLIENT_GONE.search(s) for s in summaries)
+def counts_against_app(report: str, repo: Path = REPO) -> bool:
+    """False only for Streamlit's own client-disconnect race: no project frame, and only disconnect errors."""
+    summaries = [ln for ln in report.splitlines()
+                 if ln and not ln.startswith((" ", "\t", "Traceback")) and not ln.startswith(_CHAIN)]
+    client_gone = bool(summaries) and all(_CLIENT_GONE.search(s) for s in summaries)
+    return traceback_in_app_code(report, repo) or not client_gone
 
-    return [r for r in tracebacks(log) if traceback_in_app_code(r, repo) or not client_gone(r)]
+
+def app_tracebacks(log: str, repo: Path = REPO) -> list[str]:
+    """The log's tracebacks that count against the app (see counts_against_app)."""
+    return [r for r in tracebacks(log) if counts_against_app(r, repo)]
 
 
 # -- the server ------------------------------------------------------------------------------------------------
