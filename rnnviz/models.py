@@ -87,12 +87,17 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         """Inverse of to_dict; unknown keys are a ValueError, and the result is validated."""
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown ModelConfig keys: {sorted(unknown)}")
-        cfg = cls(**d)
-        cfg.validate()
-        return cfg
+        return config_from_dict(cls, d)
+
+
+def config_from_dict(cls, d: dict):
+    """A config dataclass (with .validate()) from a dict: unknown keys are a ValueError, the result is validated."""
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+    cfg = cls(**d)
+    cfg.validate()
+    return cfg
 
 
 # ----------------------------------------------------------------------------------------------------------

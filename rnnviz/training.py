@@ -14,14 +14,14 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from rnnviz.models import ModelConfig, build_model, generate, param_groups, spectral_stats
+from rnnviz.models import ModelConfig, build_model, config_from_dict, generate, param_groups, spectral_stats
 from rnnviz.tasks import TASKS, make_task
 from rnnviz.tracing import GATE_STATS_COLUMNS, trace
 
@@ -68,10 +68,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys: {sorted(unknown)}")
-        return cls(**d)
+        """Inverse of to_dict; unknown keys are a ValueError, and the result is validated (as ModelConfig's)."""
+        return config_from_dict(cls, d)
 
 
 def _int_in(name, v, lo, hi):

@@ -200,3 +200,12 @@ def test_bad_train_config_is_rejected(bad):
     field = next(iter(bad))
     with pytest.raises(ValueError, match=field):
         Trainer(ModelConfig(), TrainConfig(**bad))
+
+
+def test_train_config_round_trips_and_rejects_bad_dicts():
+    c = TrainConfig(task="copy_memory", lr=0.01, clip=None, truncation=5)
+    assert TrainConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+    with pytest.raises(ValueError, match="unknown TrainConfig keys"):
+        TrainConfig.from_dict({**c.to_dict(), "colour": "red"})
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig.from_dict({**c.to_dict(), "batch_size": 0})
