@@ -90,11 +90,7 @@ def _write_widgets(c: Controls) -> None:
 def apply_preset(name: str) -> None:
     """Widget callback: set every control at once and open the preset's page."""
     preset = PRESETS_BY_NAME[name]
-    c = preset.apply()
-    _write_widgets(c)
-    st.session_state.controls = c
-    st.session_state.running = False
-    st.session_state.replay = None
+    load_config(preset.apply())
     st.session_state.goto = preset.page
 
 
