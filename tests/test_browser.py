@@ -401,7 +401,10 @@ def test_four_sessions_train_in_isolation(open_app, app_server):
         time.sleep(2.0)
         idle = (app_server.cpu_seconds() - cpu1) / (time.perf_counter() - t1)
     lap(f"tabs closed; {time.perf_counter() - closed:.1f} s later the server uses {idle:.2f} cores")
-    assert busy > 0.5, f"the server used only {busy:.2f} cores while four sessions trained (is anything training?)"
+    # "Is anything training?" is answered by the step counts above (every session advanced, twice), not by the
+    # server's share of the 2 cores: that share depends on what else runs (this test's own Chromium draws four
+    # live tabs), and a fixed bound on it failed by chance in full-suite runs. Going idle after the tabs close is
+    # a property of the server alone (nothing else it runs), polled above for up to 20 s.
     assert idle < 0.2, f"the server still uses {idle:.2f} cores after the training tabs closed (was {busy:.2f})"
     ok, took = health(app_server.url)
     assert ok and took < 2.0, f"health after closing the tabs: ok={ok}, {took:.2f} s"
