@@ -43,6 +43,7 @@ class ModelConfig:
     bidirectional: bool = False  # forced False for many_to_many and for the seq2seq decoder
     dropout: float = 0.0  # between stacked layers (the torch module's own dropout)
     embed_dim: int = 16  # token inputs -> nn.Embedding(vocab, embed_dim, padding_idx=pad_id)
+    one_hot: bool = False  # token inputs -> one-hot vectors x_t (vocab,) instead (SequenceModel only)
     init: str = "default"  # "default" | "orthogonal" | "identity" (IRNN)
     weight_scale: float = 1.0  # every H x H block of W_hh multiplied by this
     forget_bias: float | None = None  # LSTM only: b_if = forget_bias, b_hf = 0
@@ -70,6 +71,8 @@ class ModelConfig:
             raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
         if not (is_int(self.embed_dim) and 1 <= self.embed_dim <= 512):
             raise ValueError(f"embed_dim must be an int in [1, 512], got {self.embed_dim!r}")
+        if not isinstance(self.one_hot, bool):
+            raise ValueError(f"one_hot must be a bool, got {self.one_hot!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {list(INITS)}, got {self.init!r}")
         if not (is_num(self.weight_scale) and 0 < self.weight_scale <= 10):
@@ -222,6 +225,23 @@ def _embedding(vocab: int, dim: int, pad_id: int | None) -> nn.Embedding:
     return nn.Embedding(vocab, dim, padding_idx=pad)
 
 
+class OneHot(nn.Module):
+    """Token ids (B, T) -> one-hot vectors (B, T, V): x_t = column k of the identity, so the core's W_ih x_t
+    is column k of W_ih (W_xh in the lecture notes). No parameters; PAD (if any) maps to the zero vector, as
+    nn.Embedding's padding_idx row does."""
+
+    def __init__(self, vocab: int, pad_id: int | None = None):
+        super().__init__()
+        eye = torch.eye(vocab)
+        if pad_id is not None and 0 <= pad_id < vocab:
+            eye[pad_id] = 0.0
+        self.register_buffer("eye", eye, persistent=False)  # (V, V); follows .double() / .to()
+        self.num_embeddings = self.embedding_dim = vocab
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.eye[ids.long()]  # (B, T, V)
+
+
 def _masked_softmax(e: Tensor, mask: Tensor | None) -> Tensor:
     """softmax over the last axis (source positions), invalid (padded) positions get weight 0."""
     if mask is not None:
@@ -257,8 +277,11 @@ class SequenceModel(_Base):
         self.attention = "none"
         self.last_attention = None
         self.pad_id, self.bos_id = task.pad_id, task.bos_id
-        self.embed = _embedding(task.vocab_size, cfg.embed_dim, task.pad_id) if task.vocab_size else None
-        in_size = cfg.embed_dim if self.embed is not None else task.input_dim
+        self.embed = None
+        if task.vocab_size:
+            self.embed = OneHot(task.vocab_size, task.pad_id) if cfg.one_hot \
+                else _embedding(task.vocab_size, cfg.embed_dim, task.pad_id)
+        in_size = self.embed.embedding_dim if self.embed is not None else task.input_dim
         self.core = make_core(cfg, in_size, self.bidirectional)
         D = 2 if self.bidirectional else 1
         self.out = nn.Linear(D * cfg.hidden_size, task.output_dim)
@@ -465,7 +488,7 @@ def param_groups(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
 
 
 __all__ = [
-    "ATTENTIONS", "CELLS", "INITS", "ModelConfig", "Seq2SeqModel", "SequenceModel", "apply_init", "build_model",
-    "count_parameters", "generate", "last_state", "make_core", "param_groups", "recurrent_matrices", "run_core",
-    "spectral_stats",
+    "ATTENTIONS", "CELLS", "INITS", "ModelConfig", "OneHot", "Seq2SeqModel", "SequenceModel", "apply_init",
+    "build_model", "count_parameters", "generate", "last_state", "make_core", "param_groups", "recurrent_matrices",
+    "run_core", "spectral_stats",
 ]
