@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rnnviz import analysis, figures  # noqa: E402
 from rnnviz.controls import Controls  # noqa: E402
-from rnnviz.report import runs_from_controls  # noqa: E402
+from rnnviz.experiment import Experiment  # noqa: E402
 
 
 def figure_before(*traces):
@@ -61,7 +61,7 @@ def main():
     ap.add_argument("--steps", type=int, default=400, help="training steps before timing (snapshots every 10)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    rs = runs_from_controls(Controls())  # defaults: RNN, LSTM, GRU on the adding problem
+    rs = Experiment(Controls()).runs  # defaults: RNN, LSTM, GRU on the adding problem
     for t in rs.values():
         t.step(args.steps)
     fast = (figures._figure, figures._layout)

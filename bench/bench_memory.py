@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from rnnviz import analysis, figures  # noqa: E402
-from rnnviz.controls import CELL_LABELS, PRESETS_BY_NAME  # noqa: E402
+from rnnviz.controls import CELL_LABELS  # noqa: E402
+from rnnviz.presets import PRESETS_BY_NAME  # noqa: E402
 from rnnviz.training import Trainer  # noqa: E402
 
 

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from dataclasses import fields, replace
 
 import streamlit as st
 
-from rnnviz.controls import ATTENTION_LABELS, BOUNDS, CELL_LABELS, PRESETS_BY_NAME, Controls, check_budget
-from rnnviz.report import runs_from_controls
+from rnnviz.controls import (
+    ATTENTION_LABELS,
+    BOUNDS,
+    CELL_LABELS,
+    COMPARABLE,
+    MAX_RUNS,
+    Controls,
+    check_budget,
+)
+from rnnviz.experiment import Experiment
+from rnnviz.presets import PRESETS_BY_NAME
 from rnnviz.tasks import TASKS
 from rnnviz.training import Trainer
 
@@ -25,6 +33,11 @@ SEQ2SEQ = ("reverse", "copy", "sort")
 HIDDEN_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 LRS = [1e-4, 3e-4, 1e-3, 3e-3, 5e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0]
 KEY = "ctl_"  # session-state prefix of the control widgets
+COMPARE_DEFAULTS = {"clip": ("0", "1"), "weight_scale": ("0.9", "1.1"), "init": ("default", "orthogonal"),
+                    "forget_bias": ("0", "1"), "truncation": ("0", "10"), "attention": ("bahdanau", "none"),
+                    "lr": ("0.001", "0.01"), "optimizer": ("adam", "sgd"), "hidden_size": ("16", "64")}
+NEW_MODELS = "Changing this builds new models (training starts again at step 0)."
+SAME_MODELS = "Changing this while training goes on with the same weights (no reset)."
 
 
 # -- session ---------------------------------------------------------------------------------------------------
@@ -42,13 +55,14 @@ def init_session() -> None:
     _write_widgets(c)
 
 
-def setup(training_controls: bool = True) -> Controls:
+def setup(training_controls: bool = True, home: bool = False) -> Controls:
     """Every page starts with this: the session, then the sidebar controls (drawn by the page, so a page run
     on its own, as AppTest's switch_page does, is complete). Pages that train nothing pass False: their
-    sidebar says where the controls are instead of showing knobs that do nothing there."""
+    sidebar says where the controls are instead of showing knobs that do nothing there. Home shows no runs, so
+    its Start and Step open the page the runs are shown on (the loaded preset's, else Gradient flow)."""
     _leave_v1_pages_mode()
     init_session()
-    return sidebar() if training_controls else _sidebar_note()
+    return sidebar(home) if training_controls else _sidebar_note()
 
 
 def _sidebar_note() -> Controls:
@@ -84,13 +98,16 @@ def _leave_v1_pages_mode() -> None:
 def _write_widgets(c: Controls) -> None:
     for f in fields(c):
         v = getattr(c, f.name)
+        if f.name == "compare_values":  # a text box: "0, 1"
+            v = ", ".join(v)
         st.session_state[KEY + f.name] = list(v) if isinstance(v, tuple) else v
 
 
 def apply_preset(name: str) -> None:
     """Widget callback: set every control at once and open the preset's page."""
     preset = PRESETS_BY_NAME[name]
-    load_config(preset.apply())
+    load_config(preset.controls())
+    st.session_state.preset = name  # its claims are shown (and checked live) on its page
     st.session_state.goto = preset.page
 
 
@@ -100,29 +117,34 @@ def load_config(c: Controls) -> None:
     st.session_state.controls = c
     st.session_state.running = False
     st.session_state.replay = None
+    st.session_state.pop("preset", None)
 
 
 def controls() -> Controls:
     return st.session_state.controls
 
 
-# -- runs --------------------------------------------------------------------------------------------------
-def runs() -> dict[str, Trainer]:
-    """The session's trainers, rebuilt when a setting that needs new models changed."""
+# -- runs ------------------------------------------------------------------------------------------------
+def experiment() -> Experiment:
+    """The session's experiment: the same runs go on when only optimiser settings changed (Experiment.apply),
+    new ones are built when anything that shapes a model or its data changed."""
     ss = st.session_state
     c = ss.controls
-    key = (c.run_key(), ss.lm_text)
-    if ss.get("run_key") != key or "runs" not in ss:
-        ss.runs = runs_from_controls(c, text=ss.lm_text)
-        ss.run_key = key
+    exp = ss.get("experiment")
+    if exp is None:
+        ss.experiment = exp = Experiment(c, text=ss.lm_text)
         ss.replay = None
-        ss.started_at = {label: None for label in ss.runs}
-    return ss.runs
+    elif exp.apply(c, text=ss.lm_text) == "rebuilt":
+        ss.replay = None
+    return exp
+
+
+def runs() -> dict[str, Trainer]:
+    return experiment().runs
 
 
 def reset_runs() -> None:
-    st.session_state.pop("runs", None)
-    st.session_state.pop("run_key", None)
+    st.session_state.pop("experiment", None)
     st.session_state.running = False
     st.session_state.replay = None
 
@@ -132,51 +154,30 @@ def _training_lock() -> threading.Lock:
     return st.session_state.setdefault("train_lock", threading.Lock())
 
 
-def _catch_up(rs: dict[str, Trainer]) -> None:
-    """Restore lockstep if a tick was cut short between two runs' steps."""
-    live = [t for t in rs.values() if not t.diverged]
-    target = max((t.steps for t in live), default=0)
-    for t in live:
-        if t.steps < target:
-            t.step(target - t.steps)
-
-
-def train_tick(rs: dict[str, Trainer], budget: float) -> None:
-    """One time-budgeted chunk of training. The runs advance in lockstep (one step each in turn), so a
-    side-by-side comparison is always at the same training step."""
+def train_tick(exp: Experiment, budget: float) -> None:
+    """One time-budgeted chunk of lockstep training (Experiment.step), unless another script thread of this
+    session is training right now."""
     lock = _training_lock()
     if not lock.acquire(blocking=False):
-        return  # another script thread of this session is training right now
+        return
     try:
-        _catch_up(rs)
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < budget:
-            live = [t for t in rs.values() if not t.diverged]
-            if not live:
-                break
-            for t in live:
-                t.step(1)
+        exp.step(1_000_000, time_budget=budget)
     finally:
         lock.release()
-    if all(t.diverged for t in rs.values()):
-        st.session_state.running = False
 
 
-def step_once(rs: dict[str, Trainer]) -> None:
+def step_once(exp: Experiment) -> None:
     with _training_lock():
-        _catch_up(rs)
-        for t in rs.values():
-            t.step(1)
-            if t.latest is None or t.latest.step != t.steps:
-                t.take_snapshot()
+        exp.step(1)
+        exp.snapshot()
 
 
-def settle(rs: dict[str, Trainer]) -> None:
+def settle(exp: Experiment) -> None:
     """When not running: make sure the runs are level before they are shown."""
     lock = _training_lock()
     if lock.acquire(blocking=False):
         try:
-            _catch_up(rs)
+            exp.catch_up()
         finally:
             lock.release()
 
@@ -204,6 +205,12 @@ def _sync() -> None:
     values = {f.name: ss[KEY + f.name] for f in fields(Controls) if KEY + f.name in ss}
     if "cells" in values:
         values["cells"] = tuple(values["cells"])
+    if "compare_values" in values:
+        values["compare_values"] = tuple(v.strip() for v in str(values["compare_values"]).split(",") if v.strip())
+    if values.get("compare", ss.controls.compare) == "cells":
+        values["compare_values"] = ()
+    elif not values.get("compare_values"):  # a new comparison starts from two sensible values
+        values["compare_values"] = COMPARE_DEFAULTS[values["compare"]]
     try:
         c = replace(ss.controls, **values)
         c.validate()
@@ -222,16 +229,29 @@ def _on_task_change() -> None:
     _sync()
 
 
-def _start() -> None:
+def _start(home: bool = False) -> None:
     st.session_state.running = True
     st.session_state.replay = None
+    if home:
+        _open_runs_page()
+
+
+def _open_runs_page() -> None:
+    name = st.session_state.get("preset")
+    st.session_state.goto = PRESETS_BY_NAME[name].page if name else "gradient_flow"
 
 
 def _pause() -> None:
     st.session_state.running = False
 
 
-def sidebar() -> Controls:
+def _with(options: list, value) -> list:
+    """A widget's options plus the current value, so a valid value from a link or a file is shown as it is
+    instead of being snapped to a listed one on the next change."""
+    return options if value in options else sorted([*options, value])
+
+
+def sidebar(home: bool = False) -> Controls:
     """Draw the controls; returns the (validated) Controls and mirrors them in the URL."""
     ss = st.session_state
     _write_widgets(ss.controls)
@@ -239,42 +259,62 @@ def sidebar() -> Controls:
     if ss.running:
         sb.button("❚❚ Pause", on_click=_pause, width="stretch", key="btn_pause")
     else:
-        sb.button("▶ Start", on_click=_start, width="stretch", type="primary", key="btn_start")
+        sb.button("▶ Start", on_click=_start, args=(home,), width="stretch", type="primary", key="btn_start",
+                  help="Opens the page the runs are shown on" if home else None)
     b2, b3 = sb.columns(2)
     step_clicked = b2.button("Step", width="stretch", key="btn_step", disabled=ss.running,
                              help="One optimisation step, then a fresh snapshot")
     b3.button("Reset", on_click=reset_runs, width="stretch", key="btn_reset", help="New models, same settings")
 
-    sb.selectbox("Task", list(TASKS), key=KEY + "task", on_change=_on_task_change,
+    sb.selectbox("Task", list(TASKS), key=KEY + "task", on_change=_on_task_change, help=NEW_MODELS,
                  format_func=lambda n: f"{n} — {TASKS[n].kind.replace('_', '-')}")
     task = TASKS[ss[KEY + "task"]]
     sb.caption(task.description)
-    sb.multiselect("Cells (trained side by side)", list(CELL_LABELS), key=KEY + "cells", on_change=_sync,
-                   format_func=CELL_LABELS.get)
+    sb.selectbox("Compare runs that differ in", list(COMPARABLE), key=KEY + "compare", on_change=_sync,
+                 format_func=COMPARABLE.get, help="Every run shares the seed and the data stream; only this differs. "
+                 + NEW_MODELS)
+    comparing_cells = ss[KEY + "compare"] == "cells"
+    sb.multiselect("Cells (trained side by side)" if comparing_cells else "Cell (the first is used)",
+                   list(CELL_LABELS), key=KEY + "cells", on_change=_sync, format_func=CELL_LABELS.get,
+                   max_selections=MAX_RUNS, help=NEW_MODELS)
+    if not comparing_cells:
+        sb.text_input(f"Values of {COMPARABLE[ss[KEY + 'compare']]} (comma-separated, one run each)",
+                      key=KEY + "compare_values", on_change=_sync,
+                      help=f"2 to {MAX_RUNS} values, e.g. 0, 1 for clipping off and on. " + NEW_MODELS)
     sb.slider("Recurrent weight scale", *BOUNDS["weight_scale"], step=0.05, key=KEY + "weight_scale", on_change=_sync,
-              help="W_hh is multiplied by this. With orthogonal init its spectral radius equals it.")
+              help="W_hh is multiplied by this. With orthogonal init its spectral radius equals it. " + NEW_MODELS)
     sb.selectbox("W_hh init", ["default", "orthogonal", "identity"], key=KEY + "init", on_change=_sync,
-                 help="default: PyTorch's U(-1/√H, 1/√H); orthogonal: scale × Q; identity: IRNN (use with relu)")
+                 help="default: PyTorch's U(-1/√H, 1/√H); orthogonal: scale × Q; identity: IRNN (use with relu). "
+                 + NEW_MODELS)
     sb.number_input("Sequence length T", min_value=task.MIN_LEN, max_value=min(task.MAX_LEN, BOUNDS["seq_len"][1]),
-                    step=10, key=KEY + "seq_len", on_change=_sync)
+                    step=10, key=KEY + "seq_len", on_change=_sync, help=NEW_MODELS)
     sb.number_input("Truncation window k (0 = full BPTT)", min_value=0, max_value=BOUNDS["truncation"][1], step=5,
-                    key=KEY + "truncation", on_change=_sync, help="The state is detached every k steps")
-    with sb.expander("Model and optimiser", expanded=False):
-        st.select_slider("Hidden size", HIDDEN_SIZES, key=KEY + "hidden_size", on_change=_sync)
+                    key=KEY + "truncation", on_change=_sync, help="The state is detached every k steps. " + NEW_MODELS)
+    with sb.expander("Optimiser (changes keep the weights)", expanded=False):
+        st.radio("Optimiser", ["adam", "sgd"], key=KEY + "optimizer", horizontal=True, on_change=_sync,
+                 help=SAME_MODELS + " A new optimiser starts with fresh moments.")
+        st.select_slider("Learning rate", _with(LRS, ss[KEY + "lr"]), key=KEY + "lr", format_func=lambda v: f"{v:g}",
+                         on_change=_sync, help=SAME_MODELS)
+        st.number_input("Gradient clipping threshold (0 = off)", min_value=0.0, max_value=BOUNDS["clip"][1],
+                        step=0.5, key=KEY + "clip", on_change=_sync, help=SAME_MODELS)
+        st.number_input("Snapshot every N steps", *BOUNDS["snapshot_every"], key=KEY + "snapshot_every",
+                        on_change=_sync, help=SAME_MODELS)
+    with sb.expander("Model (changes build new models)", expanded=False):
+        st.select_slider("Hidden size", _with(HIDDEN_SIZES, ss[KEY + "hidden_size"]), key=KEY + "hidden_size",
+                         on_change=_sync)
         st.slider("Layers", *BOUNDS["num_layers"], key=KEY + "num_layers", on_change=_sync)
+        st.slider("Dropout between layers", *BOUNDS["dropout"], step=0.1, key=KEY + "dropout", on_change=_sync,
+                  disabled=ss[KEY + "num_layers"] < 2,
+                  help="nn.RNN/LSTM/GRU's dropout: applied to each layer's output except the last (needs ≥ 2 "
+                       "layers), only while training.")
         st.checkbox("Bidirectional", key=KEY + "bidirectional", disabled=task.kind == "many_to_many",
                     help="Not for language models: they must not see the future", on_change=_sync)
-        st.radio("Optimiser", ["adam", "sgd"], key=KEY + "optimizer", horizontal=True, on_change=_sync)
-        st.select_slider("Learning rate", LRS, key=KEY + "lr", format_func=lambda v: f"{v:g}",
-                         on_change=_sync)
-        st.number_input("Gradient clipping threshold (0 = off)", min_value=0.0, max_value=BOUNDS["clip"][1],
-                        step=0.5, key=KEY + "clip", on_change=_sync)
         st.slider("LSTM forget-gate bias", *BOUNDS["forget_bias"], step=0.5, key=KEY + "forget_bias", on_change=_sync)
-        st.selectbox("Attention (seq2seq tasks)", list(ATTENTION_LABELS)[1:], key=KEY + "attention", on_change=_sync,
-                     format_func=ATTENTION_LABELS.get)
+        st.selectbox("Attention (seq2seq tasks)", list(ATTENTION_LABELS), key=KEY + "attention", on_change=_sync,
+                     format_func=ATTENTION_LABELS.get,
+                     help="Comparing cells on a seq2seq task trains the first cell with this attention (Bahdanau if "
+                          "none) and without, side by side.")
         st.number_input("Batch size", *BOUNDS["batch_size"], key=KEY + "batch_size", on_change=_sync)
-        st.number_input("Snapshot every N steps", *BOUNDS["snapshot_every"], key=KEY + "snapshot_every",
-                        on_change=_sync)
         st.number_input("Seed", *BOUNDS["seed"], key=KEY + "seed", on_change=_sync)
 
     if ss.get("control_error"):
@@ -284,7 +324,10 @@ def sidebar() -> Controls:
     if step_clicked:
         problem = check_budget(c)
         if problem is None:
-            step_once(runs())
+            step_once(experiment())
+        if home:  # the runs (or why they cannot run) are shown there
+            _open_runs_page()
+            st.rerun()
     return c
 
 
@@ -302,7 +345,8 @@ def budget_guard(c: Controls) -> bool:
 def live(render) -> None:
     """Run `render(runs)` in a fragment that, while running, trains a time-budgeted chunk each tick.
 
-    Ticks are driven by the browser (st.fragment(run_every=...)): no open tab, no training.
+    Ticks are driven by the browser (st.fragment(run_every=...)): no open tab, no training. When every run has
+    diverged the whole page reruns once, so Start comes back and the ticking stops.
     """
     c = controls()
     if not budget_guard(c):
@@ -311,33 +355,74 @@ def live(render) -> None:
 
     @st.fragment(run_every=TICK_SECONDS if running else None)
     def _live():
-        rs = runs()
+        exp = experiment()
         if st.session_state.running:
-            train_tick(rs, TICK_SECONDS * TRAIN_FRACTION)
+            train_tick(exp, TICK_SECONDS * TRAIN_FRACTION)
+            if exp.finished:
+                st.session_state.running = False
+                st.rerun()  # scope "app": the sidebar shows Start again and this fragment stops ticking
         else:
-            settle(rs)
-        status(rs)
-        render(rs)
+            settle(exp)
+        status(exp)
+        claims(exp)
+        render(exp.runs)
 
     _live()
 
 
-def status(rs: dict[str, Trainer]) -> None:
+def status(exp: Experiment) -> None:
     ss = st.session_state
     parts = []
-    for label, t in rs.items():
+    for label, t in exp.runs.items():
         rate = t.steps / t.train_seconds if t.train_seconds > 0 else 0.0
         if t.diverged:
-            state = f":red[**{t.message}**]"
+            state = f":red[**{t.message}**] (history kept)"
         elif ss.running:
             state = "running"
         else:
             state = "paused" if t.steps else "ready — press Start or Step"
         parts.append(f"**{label}**: step {t.steps} · {rate:.0f} steps/s · {state}")
+    if exp.finished:
+        parts.append("Every run has diverged: nothing is left to train. Lower the learning rate or the weight scale, "
+                     "or turn clipping on, then Reset.")
     replay = snapshot_step()
     if replay is not None:
         parts.append(f"**Replaying** the snapshot at step ≤ {replay} (Training & replay page: back to live)")
+    changes = sorted({n for t in exp.runs.values() for n in t.notes() if "(same weights)" in n})
+    if changes:
+        parts.append(":gray[" + "; ".join(changes[-3:]) + "]")
     st.markdown("  \n".join(parts))
+
+
+def claims(exp: Experiment) -> None:
+    """The loaded preset's claims, checked on these runs (the same check as tests/test_presets.py)."""
+    name = st.session_state.get("preset")
+    if name is None:
+        return
+    preset = PRESETS_BY_NAME[name]
+    if preset.controls() != exp.controls:
+        st.caption(f"Preset “{name}” was changed: its claims are about its own settings, so they are not checked "
+                   "here (load it again from Home).")
+        return
+    key = (id(exp), exp.steps)
+    cached = st.session_state.get("claims_cache")
+    if cached is None or cached[0] != key:
+        cached = (key, preset.check(exp))
+        st.session_state.claims_cache = cached
+    results = cached[1]
+    task = next(iter(exp.runs.values())).task
+    done = sum(r.holds for r in results if r.checked)
+    head = (f"The preset's claims: {done} of {len(results)} hold at step {exp.steps}"
+            if exp.steps >= preset.steps else
+            f"The preset's claims, checked after N = {preset.steps} steps (now step {exp.steps})")
+    with st.expander(head, expanded=False):
+        lines = []
+        for r in results:
+            mark = ("✅" if r.holds else "❌") if r.checked else "⏳"
+            lines.append(f"{mark} {r.claim.describe(task)} — now **{r.value:.3g}**")
+        st.markdown("  \n".join(lines))
+        if preset.step0:
+            st.caption(preset.step0)
 
 
 def chart(fig, key: str) -> None:
@@ -356,7 +441,8 @@ def downloads(frames: dict, key: str, static: bool = False) -> None:
         # on_click="ignore": a click must not rerun the page, which would retire the file before it is fetched
         col.download_button(f"⬇ {name}.csv", lambda df=df: df.to_csv(index=False).encode(), file_name=f"{name}.csv",
                             mime="text/csv", key=f"dl_{key}_{name}", width="stretch", on_click="ignore")
-    rs = st.session_state.get("runs", {})
+    exp = st.session_state.get("experiment")
+    rs = exp.runs if exp is not None else {}
     cfg = {"controls": {f.name: getattr(controls(), f.name) for f in fields(Controls)},
            "runs": {label: t.config_dict() for label, t in rs.items()},
            "notes": {label: t.notes() for label, t in rs.items()}}

@@ -4,7 +4,6 @@ import streamlit as st
 
 from pages import _ui as ui
 from rnnviz import analysis, figures
-from rnnviz.report import run_specs
 from rnnviz.training import accuracy_vs_length
 
 ui.setup()
@@ -56,7 +55,8 @@ st.caption("Trains a small model per length with and without attention (300 step
 key = ("acc_len", c.run_key())
 if st.button("Run the length sweep (about 15–30 s)", key="att_sweep"):
     bar = st.progress(0.0, text="training models at each length…")
-    mc, tc = next(iter(run_specs(c).values()))
+    first = next(iter(ui.runs().values()))  # the attention run's settings, fresh models per length
+    mc, tc = first.model_cfg, first.cfg
     df = accuracy_vs_length(mc, tc, lengths=[4, 8, 12, 16, 24], attentions=("none", "luong_general"),
                             steps=300, progress=lambda f: bar.progress(f, text=f"{f:.0%} done"))
     st.session_state[str(key)] = df

@@ -91,6 +91,6 @@ if ui.controls().task in ("char_lm", "hello") and ui.budget_guard(ui.controls())
         for label, t in rs.items():
             try:
                 st.markdown(f"**{label}** (step {t.steps})")
-                st.code(prefix + sample_text(t, prefix, 300, temp, greedy), language=None)
+                st.code(prefix + sample_text(t, prefix, 300, temp, greedy), language=None, wrap_lines=True)
             except ValueError as exc:
                 st.warning(str(exc))

@@ -4,13 +4,14 @@ import streamlit as st
 
 from pages import _ui as ui
 from rnnviz import theory
-from rnnviz.controls import PRESETS
+from rnnviz.presets import PRESETS
 
-ui.setup()
+ui.setup(home=True)
 st.title("rnnviz — inside recurrent networks, live")
 st.markdown(
     "Train small **RNN, LSTM and GRU** models right here and watch what happens inside them while they learn. "
-    "Press **▶ Start** in the sidebar; every control there is mirrored in the URL, so a link reproduces a demo."
+    "Load a preset below, or press **▶ Start** in the sidebar: it opens the page the runs are shown on. Every "
+    "control there is mirrored in the URL, so a link reproduces a demo."
 )
 
 st.subheader("Presets")
@@ -19,6 +20,7 @@ for i, p in enumerate(PRESETS):
     with cols[i % 3].container(border=True):
         st.markdown(f"**{p.name}**")
         st.caption(p.blurb)
+        st.caption(f"Checked after {p.steps} steps: " + "; ".join(cl.describe() for cl in p.claims))
         st.button("Load this demo", key=f"preset_{i}", on_click=ui.apply_preset, args=(p.name,), width="stretch")
 
 st.subheader("Pages")

@@ -1,6 +1,7 @@
 """`python -m rnnviz`: train a preset or an exported configuration headless and write a self-contained report.
 
-Only argument parsing and the progress bar live here; the work is rnnviz.report.build_report.
+Only argument parsing, the output-folder check and the progress bar live here; the work is
+rnnviz.report.build_report. A preset without --steps trains its own N and checks its claims.
 Exit codes: 0 report written (also when a run diverged: the report says so), 2 bad options or configuration,
 130 interrupted.
 """
@@ -14,20 +15,10 @@ import time
 from pathlib import Path
 
 from rnnviz import __version__
-from rnnviz.controls import PRESETS, SEQ2SEQ, Controls
-from rnnviz.report import (
-    DEFAULT_STEPS,
-    MAX_STEPS,
-    REPORT_FIGURES,
-    ConfigError,
-    apply_overrides,
-    build_report,
-    check_controls,
-    control_help,
-    find_preset,
-    load_config,
-    preset_slug,
-)
+from rnnviz.config import ConfigError, apply_overrides, check_controls, control_help, load_config
+from rnnviz.controls import SEQ2SEQ, Controls
+from rnnviz.presets import PRESETS, find_preset, preset_slug
+from rnnviz.report import DEFAULT_STEPS, MAX_STEPS, REPORT_FIGURES, build_report
 
 PROG = "rnnviz"
 
@@ -107,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="change one setting (repeatable; applied after --preset/--config), e.g. --set hidden_size=16 "
                         "--set cells=lstm,gru; an unknown key or a bad value is an error")
     p.add_argument("--seed", type=_int, metavar="N", help="the seed of model init and data order (= --set seed=N)")
-    p.add_argument("--steps", type=_steps, default=DEFAULT_STEPS, metavar="N",
-                   help=f"training steps of every run, in lockstep (default {DEFAULT_STEPS}; 0 = at initialisation)")
+    p.add_argument("--steps", type=_steps, default=None, metavar="N",
+                   help=f"training steps of every run, in lockstep (default: a preset's own N, which its claims "
+                        f"need, else {DEFAULT_STEPS}; 0 = at initialisation)")
     p.add_argument("--snapshot-every", type=_int, metavar="N",
                    help="trace the probe batch every N steps (= --set snapshot_every=N)")
     p.add_argument("--phase", action="store_true",
@@ -170,18 +162,39 @@ def _fail(message: str) -> int:
     return 2
 
 
+def check_out_dir(out: Path) -> None:
+    """Before any training: the output folder exists or can be made, and a file can be written in it
+    (ConfigError with one line saying why not: under a file, a missing or unwritable parent, a name too long)."""
+    where = f"--out {str(out)!r}"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{where} exists and is not a folder")
+    probe = out / ".rnnviz-write-test"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except FileExistsError:
+        raise ConfigError(f"{where}: a part of the path is a file, not a folder") from None
+    except NotADirectoryError:
+        raise ConfigError(f"{where}: a part of the path is a file, not a folder") from None
+    except OSError as exc:
+        raise ConfigError(f"{where} cannot be written: {exc.strerror or exc}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.list_presets:
         for pr in PRESETS:
-            print(f"{preset_slug(pr.name)}\n    {pr.name} (page: {pr.page})\n    {pr.blurb}")
+            print(f"{preset_slug(pr.name)}\n    {pr.name} (page: {pr.page}, N = {pr.steps} steps)\n    {pr.blurb}")
+            for cl in pr.claims:
+                print(f"    claim: {cl.describe()}")
         return 0
     try:
         preset = None
         if args.preset is not None:
             preset = find_preset(args.preset)
-            c = check_controls(preset.apply(), f"preset {preset.name!r}")
+            c = check_controls(preset.controls(), f"preset {preset.name!r}")
         elif args.config is not None:
             c = load_config(args.config)
         else:
@@ -206,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"--text {str(args.text)!r}: {exc}") from None
         if args.length_sweep and c.task not in SEQ2SEQ:
             raise ConfigError(f"--length-sweep needs a seq2seq task (reverse, copy, sort), got task {c.task!r}")
-        if args.out.exists() and not args.out.is_dir():
-            raise ConfigError(f"--out {str(args.out)!r} exists and is not a folder")
+        check_out_dir(args.out)
+        steps = args.steps if args.steps is not None else (preset.steps if preset is not None else DEFAULT_STEPS)
     except ConfigError as exc:
         return _fail(str(exc))
 
@@ -216,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     bar = None if args.quiet else ProgressBar()
     try:
-        path = build_report(c, args.steps, args.out, bar, phase=args.phase, length_sweep=args.length_sweep,
+        path = build_report(c, steps, args.out, bar, phase=args.phase, length_sweep=args.length_sweep,
                             text=text, title=args.title, preset=preset,
                             command="python -m rnnviz " + shlex.join(argv))
     except ConfigError as exc:

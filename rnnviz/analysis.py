@@ -94,17 +94,18 @@ def predicted_frames(runs: dict, step: int | None = None) -> pd.DataFrame:
     """run, layer, t, bound: sigma_max(W_hh)^(T-1-t) * ||dL/dh_{T-1}|| (theory.tanh_rnn_bound) for the top
     layer, forward direction, of each plain-RNN run, anchored at the measured last-step norm.
 
-    Only where the bound is a statement about the curve (see _bound_applies), and only for the latest
-    snapshot: a Snapshot does not keep W_hh, so the current weights are used (at most snapshot_every steps
-    newer than the latest snapshot; exact before training) and a replayed older snapshot gets no prediction.
+    Only where the bound is a statement about the curve (see _bound_applies). sigma_max is the one the snapshot
+    recorded from its own weights, so a replayed snapshot (step 0 included) gets its own prediction.
     """
     parts = {}
     for label, t in runs.items():
         snap = _snap_at(t, step)
-        if snap is None or snap is not t.latest or not _bound_applies(t):
+        if snap is None or not _bound_applies(t):
             continue
         L, _, T = snap.grad_norm.shape
-        _, sigma = spectral_bound(getattr(t.model.core, f"weight_hh_l{L - 1}"))
+        sigma = snap.sigma_max
+        if sigma is None:
+            continue
         bound = theory.tanh_rnn_bound(sigma, T, float(snap.grad_norm[L - 1, 0, -1]))
         parts[label] = pd.DataFrame({"layer": L - 1, "t": np.arange(T), "bound": bound})
     return _with_run(parts, ["layer", "t", "bound"])

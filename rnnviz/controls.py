@@ -1,14 +1,15 @@
-"""The dashboard's control state: bounds, presets, the URL round trip, and the cost budget.
+"""The dashboard's control state: bounds, the compared runs, the URL round trip, and the cost budget.
 
 Pure Python (no Streamlit): the pages read and write a `Controls`, `to_query`/`from_query` mirror it in
-the URL so a link reproduces a demo, and `check_budget` refuses settings whose cost is too high before
+the URL so a link reproduces a demo, `variants()` says which runs are trained side by side (one per cell, or
+one per value of any other compared setting), and `check_budget` refuses settings whose cost is too high before
 any work starts.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from rnnviz.models import ModelConfig
 from rnnviz.tasks import TASKS
@@ -31,7 +32,17 @@ BOUNDS = {
     "batch_size": (1, 128),
     "forget_bias": (-5.0, 5.0),
     "snapshot_every": (1, 100),
+    "dropout": (0.0, 0.9),
 }
+MAX_RUNS = 4  # runs compared side by side
+
+# The settings a comparison may vary (the runs share everything else, the seed and the data stream included).
+COMPARABLE = {"cells": "cell type", "clip": "gradient clipping", "weight_scale": "recurrent weight scale",
+              "init": "W_hh init", "forget_bias": "LSTM forget-gate bias", "truncation": "truncation window",
+              "attention": "attention", "lr": "learning rate", "optimizer": "optimiser", "hidden_size": "hidden size"}
+# Settings that change only how the optimiser steps: changing them while training continues from the current
+# weights instead of building new models.
+LIVE_FIELDS = ("lr", "clip", "optimizer", "snapshot_every")
 
 # The cost budget (documented in the README). A training step of one run costs about
 #   batch * time * layers * dirs * gates * H * (H + in)   multiply-adds forward (backward ~2x that);
@@ -63,6 +74,9 @@ class Controls:
     forget_bias: float = 1.0
     attention: str = "bahdanau"
     snapshot_every: int = 10
+    dropout: float = 0.0  # between stacked layers (needs >= 2 layers)
+    compare: str = "cells"  # the setting the runs differ in (COMPARABLE); "cells": one run per cell
+    compare_values: tuple[str, ...] = ()  # its values, one run each (as text, as in the URL); unused for "cells"
 
     def validate(self) -> None:
         """ValueError naming the field that is out of bounds."""
@@ -89,12 +103,28 @@ class Controls:
             raise ValueError(f"optimizer must be adam or sgd, got {self.optimizer!r}")
         if self.attention not in ATTENTION_LABELS:
             raise ValueError(f"attention must be one of {list(ATTENTION_LABELS)}, got {self.attention!r}")
+        if self.compare not in COMPARABLE:
+            raise ValueError(f"compare must be one of {list(COMPARABLE)}, got {self.compare!r}")
+        if not isinstance(self.compare_values, tuple) or not all(isinstance(v, str) for v in self.compare_values):
+            raise ValueError(f"compare_values must be a tuple of strings, got {self.compare_values!r}")
+        if self.compare == "cells":
+            if self.compare_values:
+                raise ValueError("compare_values is for a compared setting other than cells (cells lists the runs)")
+            if len(self.cells) > MAX_RUNS:
+                raise ValueError(f"at most {MAX_RUNS} cells are compared side by side, got {len(self.cells)}")
+        else:
+            vals = self.compare_values
+            if not 2 <= len(vals) <= MAX_RUNS or len(set(vals)) < len(vals):
+                raise ValueError(f"compare_values must be 2 to {MAX_RUNS} different values of {self.compare}, "
+                                 f"got {vals!r}")
+            for v in vals:
+                self.varied(v).validate()  # each run's settings are valid on their own
 
     # -- to the engine ---------------------------------------------------------------------------------------
     def model_config(self, cell: str, attention: str | None = None) -> ModelConfig:
         return ModelConfig(cell=cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
                            bidirectional=self.bidirectional, init=self.init, weight_scale=self.weight_scale,
-                           forget_bias=self.forget_bias if cell == "lstm" else None,
+                           forget_bias=self.forget_bias if cell == "lstm" else None, dropout=self.dropout,
                            attention=self.attention if attention is None else attention, seed=self.seed)
 
     def train_config(self) -> TrainConfig:
@@ -102,9 +132,38 @@ class Controls:
                            optimizer=self.optimizer, lr=self.lr, clip=self.clip or None,
                            truncation=self.truncation or None, seed=self.seed, snapshot_every=self.snapshot_every)
 
+    def varied(self, value: str) -> Controls:
+        """These controls with the compared setting set to `value` (its text form), not compared any more."""
+        if self.compare == "cells":
+            return replace(self, cells=(value,), compare_values=())
+        kind = type(getattr(Controls(), self.compare))
+        try:
+            v = parse_text(kind, value)
+        except ValueError as exc:
+            raise ValueError(f"compare_values: {self.compare} {exc}") from None
+        return replace(self, compare="cells", compare_values=(), **{self.compare: v})
+
+    def variants(self) -> dict[str, Controls]:
+        """label -> the single-cell controls of each run trained side by side.
+
+        compare="cells": one run per cell, except for a seq2seq task, whose runs are the first cell with attention
+        (Bahdanau where "none" is set) and without (the context-vector bottleneck). Otherwise one run of the first
+        cell per value of the compared setting."""
+        if self.compare != "cells":
+            cell = self.cells[0]
+            return {f"{CELL_LABELS[cell]}, {value_label(self.compare, v)}": replace(self.varied(v), cells=(cell,))
+                    for v in self.compare_values}
+        if self.task in SEQ2SEQ:
+            cell = self.cells[0]
+            att = self.attention if self.attention != "none" else "bahdanau"
+            return {f"{CELL_LABELS[cell]} + {ATTENTION_LABELS[att].split(' (')[0]} attention":
+                    replace(self, cells=(cell,), attention=att),
+                    f"{CELL_LABELS[cell]}, no attention": replace(self, cells=(cell,), attention="none")}
+        return {CELL_LABELS[cell]: replace(self, cells=(cell,)) for cell in self.cells}
+
     def run_key(self) -> tuple:
-        """Everything that, when changed, needs new models (so a reset)."""
-        return tuple(sorted(asdict(self).items()))
+        """What, when changed, needs new models: everything but LIVE_FIELDS (those change the optimiser only)."""
+        return tuple(sorted((k, v) for k, v in asdict(self).items() if k not in LIVE_FIELDS))
 
     # -- the URL ---------------------------------------------------------------------------------------------
     def to_query(self) -> dict[str, str]:
@@ -119,32 +178,74 @@ class Controls:
 
     @classmethod
     def from_query(cls, q: dict[str, str]) -> tuple[Controls, list[str]]:
-        """Parse query parameters leniently: bad or unknown values are skipped and reported."""
+        """Parse query parameters leniently: bad or unknown values are skipped and reported (values shortened to
+        60 characters in the report). compare and compare_values are taken together (one needs the other)."""
         c, problems = cls(), []
-        for f in fields(cls):
-            if f.name not in q:
+        names = [f.name for f in fields(cls)]
+        for key in q:
+            if key not in names:
+                problems.append(f"ignored unknown URL parameter {_short(key)!r}")
+        groups = [[n] for n in names if n not in ("compare", "compare_values")] + [["compare", "compare_values"]]
+        for group in groups:
+            given = [n for n in group if n in q]
+            if not given:
                 continue
-            raw = q[f.name]
             try:
-                cur = getattr(c, f.name)
-                if isinstance(cur, tuple):
-                    val = tuple(s for s in str(raw).split(",") if s)
-                elif isinstance(cur, bool):
-                    if str(raw).lower() not in ("true", "false", "1", "0"):
-                        raise ValueError(raw)
-                    val = str(raw).lower() in ("true", "1")
-                elif isinstance(cur, int):
-                    val = int(raw)
-                elif isinstance(cur, float):
-                    val = float(raw)
-                else:
-                    val = str(raw)
-                trial = replace(c, **{f.name: val})
+                vals = {n: parse_text(type(getattr(c, n)), q[n]) for n in given}
+                trial = replace(c, **vals)
                 trial.validate()
                 c = trial
             except (ValueError, TypeError) as exc:
-                problems.append(f"ignored URL parameter {f.name}={raw!r}: {exc}")
+                shown = ", ".join(f"{n}={_short(q[n])!r}" for n in given)
+                problems.append(f"ignored URL parameter {shown}: {_short(str(exc), 200)}")
         return c, problems
+
+
+def _short(s: str, n: int = 60) -> str:
+    s = str(s)
+    return s if len(s) <= n else s[:n] + f"… ({len(s)} characters)"
+
+
+def parse_text(kind: type, raw) -> object:
+    """A control value of type `kind` from its text form (URL, --set, compare_values); ValueError if it is not one."""
+    s = str(raw).strip()
+    if kind is tuple:
+        return tuple(v.strip() for v in s.split(",") if v.strip())
+    if kind is bool:
+        if s.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"must be true or false, got {raw!r}")
+        return s.lower() in ("true", "1", "yes")
+    if kind is int:
+        try:
+            return int(s)
+        except ValueError:
+            raise ValueError(f"must be an integer, got {raw!r}") from None
+    if kind is float:
+        try:
+            v = float(s)
+        except ValueError:
+            raise ValueError(f"must be a number, got {raw!r}") from None
+        if not math.isfinite(v):
+            raise ValueError(f"must be a finite number, got {raw!r}")
+        return v
+    return s
+
+
+def value_label(name: str, raw: str) -> str:
+    """How a compared value reads in a run's label: 'clip 1', 'no clipping', 'full BPTT', 'k = 10', ..."""
+    v = parse_text(type(getattr(Controls(), name)), raw)
+    if name == "clip":
+        return f"clip at {format_value(v)}" if v else "no clipping"
+    if name == "truncation":
+        return f"truncated, k = {v}" if v else "full BPTT"
+    if name == "attention":
+        return f"{ATTENTION_LABELS[v].split(' (')[0]} attention" if v != "none" else "no attention"
+    if name == "init":
+        return f"{v} init"
+    if name == "optimizer":
+        return {"adam": "Adam", "sgd": "SGD"}.get(v, v)
+    short = {"weight_scale": "scale", "forget_bias": "forget bias", "lr": "lr", "hidden_size": "H"}
+    return f"{short.get(name, name)} {format_value(v)}"
 
 
 def format_value(v) -> str:
@@ -163,17 +264,20 @@ def _steps(c: Controls) -> int:
 
 def step_macs(c: Controls) -> int:
     """Forward multiply-adds of one training step of all runs (encoder + decoder for seq2seq)."""
-    dirs = 2 if c.bidirectional else 1
-    per_gate = c.batch_size * _steps(c) * c.num_layers * dirs * c.hidden_size * (2 * c.hidden_size)
-    runs = 2 if c.task in SEQ2SEQ else 1  # seq2seq pages train with and without attention
-    decoder = 2 if c.task in SEQ2SEQ else 1
-    return per_gate * sum(GATES[cell] for cell in c.cells) * runs * decoder
+    total = 0
+    for v in c.variants().values():
+        dirs = 2 if v.bidirectional else 1
+        per_gate = v.batch_size * _steps(v) * v.num_layers * dirs * v.hidden_size * (2 * v.hidden_size)
+        total += per_gate * GATES[v.cells[0]] * (2 if v.task in SEQ2SEQ else 1)  # seq2seq: + the decoder
+    return total
 
 
 def snapshot_bytes(c: Controls, probe: int = 8) -> int:
-    dirs = 2 if c.bidirectional else 1
-    gates = max(GATES[cell] for cell in c.cells)
-    return probe * _steps(c) * c.num_layers * dirs * c.hidden_size * (gates + 4) * 4 * 2
+    """Bytes of one snapshot of the largest run (traced tensors of the probe batch, with their gradients)."""
+    def one(v: Controls) -> int:
+        dirs = 2 if v.bidirectional else 1
+        return probe * _steps(v) * v.num_layers * dirs * v.hidden_size * (GATES[v.cells[0]] + 4) * 4 * 2
+    return max(one(v) for v in c.variants().values())
 
 
 def check_budget(c: Controls) -> str | None:
@@ -181,7 +285,7 @@ def check_budget(c: Controls) -> str | None:
     macs = step_macs(c)
     if macs > STEP_BUDGET_MACS:
         weights = {"sequence length": c.seq_len / 100, "hidden size": c.hidden_size / 64,
-                   "batch size": c.batch_size / 32, "number of cells compared": len(c.cells) / 2,
+                   "batch size": c.batch_size / 32, "number of runs compared": len(c.variants()) / 2,
                    "number of layers": c.num_layers / 1.5}
         lower = max(weights, key=weights.get)
         return (f"Too expensive to train live: one step would take about {macs / 1e9:.1f} G multiply-adds "
@@ -193,43 +297,5 @@ def check_budget(c: Controls) -> str | None:
     return None
 
 
-# -- presets -----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    page: str  # which page to open
-    blurb: str
-    controls: dict = field(default_factory=dict)
-
-    def apply(self) -> Controls:
-        c = replace(Controls(), **self.controls)
-        c.validate()
-        return c
-
-
-PRESETS = [
-    Preset("Vanishing gradients (RNN vs LSTM vs GRU)", "gradient_flow",
-           "Adding problem at T=100: the RNN's ||dL/dh_t|| collapses toward the start; LSTM's and GRU's stay up.",
-           dict(task="adding", cells=("rnn_tanh", "lstm", "gru"), seq_len=100, weight_scale=1.0, init="default")),
-    Preset("Exploding gradients and clipping", "gradient_flow",
-           "Orthogonal W_hh scaled by 1.5: the gradient grows as 1.5^(T-1-t). Clipping keeps training alive.",
-           dict(task="adding", cells=("rnn_tanh",), seq_len=40, weight_scale=1.5, init="orthogonal", clip=1.0,
-                lr=1e-3)),
-    Preset("Truncated BPTT", "gradient_flow",
-           "Window k=10: gradient terms that cross a window boundary are exactly zero, not small.",
-           dict(task="adding", cells=("rnn_tanh", "lstm"), seq_len=60, truncation=10)),
-    Preset("LSTM gates at work", "gates",
-           "Copy-memory: watch the forget gate hold the symbols through the delay and the input gate open.",
-           dict(task="copy_memory", cells=("lstm",), seq_len=20, hidden_size=64, lr=5e-3, forget_bias=1.0)),
-    Preset("Attention vs the context-vector bottleneck", "attention",
-           "Reverse a sequence: with attention the weights form the anti-diagonal; without, one vector must "
-           "hold it all.",
-           dict(task="reverse", cells=("gru",), seq_len=12, hidden_size=64, lr=5e-3, attention="bahdanau")),
-    Preset("Character language model", "hidden_states",
-           "An LSTM reads Shakespeare one character at a time; sample from it and colour the text by a unit.",
-           dict(task="char_lm", cells=("lstm",), seq_len=64, hidden_size=128, lr=5e-3, batch_size=32)),
-]
-PRESETS_BY_NAME = {p.name: p for p in PRESETS}
-
-__all__ = ["ATTENTION_LABELS", "BOUNDS", "CELL_LABELS", "Controls", "PRESETS", "PRESETS_BY_NAME", "Preset",
-           "check_budget", "format_value", "snapshot_bytes", "step_macs"]
+__all__ = ["ATTENTION_LABELS", "BOUNDS", "CELL_LABELS", "COMPARABLE", "LIVE_FIELDS", "Controls", "check_budget",
+           "format_value", "snapshot_bytes", "step_macs"]

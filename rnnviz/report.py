@@ -1,13 +1,10 @@
-"""Headless runs and one self-contained HTML report: the engine behind `python -m rnnviz`.
+"""One self-contained HTML report of an experiment: the document behind `python -m rnnviz`.
 
-    c = find_preset("truncated-bptt").apply()          # or load_config("rnnviz-config.json"), or Controls()
-    c = apply_overrides(c, ["hidden_size=16"])         # strict: unknown keys and bad values raise ConfigError
-    check_controls(c)                                  # Controls.validate + the cost budget, as ConfigError
+    c = find_preset("truncated-bptt").controls()       # rnnviz.presets; or rnnviz.config.load_config(path)
     path = build_report(c, steps=300, out_dir="report", progress=lambda stage, frac, detail: ...)
 
-`build_report` trains the runs the dashboard would train for these controls (`runs_from_controls`: one Trainer
-per cell; a seq2seq task trains the first cell with and without attention), in lockstep, then writes into
-`out_dir`:
+`build_report` trains the runs the dashboard would train for these controls (rnnviz.experiment.Experiment:
+the compared runs in lockstep), checks a preset's claims on them, then writes into `out_dir`:
 
     report.html       one file, opens offline: plotly.js embedded once, then every figure of the pages
     history.csv       run, step, loss, metric, grad_norm, grad_norm_clipped, baseline, metric_name
@@ -27,14 +24,13 @@ Streamlit.
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 import html
 import json
 import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -44,17 +40,10 @@ import torch
 
 import rnnviz
 from rnnviz import analysis, figures
-from rnnviz.controls import (
-    ATTENTION_LABELS,
-    BOUNDS,
-    CELL_LABELS,
-    PRESETS,
-    SEQ2SEQ,
-    Controls,
-    Preset,
-    check_budget,
-    format_value,
-)
+from rnnviz.config import CONTROL_LABELS, ConfigError, check_controls, reproduce_command
+from rnnviz.controls import SEQ2SEQ, Controls, format_value
+from rnnviz.experiment import Experiment
+from rnnviz.presets import Preset
 from rnnviz.tasks import make_task
 from rnnviz.training import Trainer, accuracy_vs_length, sample_text
 
@@ -81,256 +70,11 @@ REPORT_FIGURES = {
     "fig-phase": "vanishing / exploding phase diagram at initialisation (phase)",
 }
 
-# The sidebar's labels, for the configuration table.
-CONTROL_LABELS = {
-    "task": "Task", "cells": "Cells (trained side by side)", "seq_len": "Sequence length T",
-    "weight_scale": "Recurrent weight scale", "init": "W_hh init", "truncation": "Truncation window k (0 = full BPTT)",
-    "hidden_size": "Hidden size", "num_layers": "Layers", "bidirectional": "Bidirectional",
-    "optimizer": "Optimiser", "lr": "Learning rate", "clip": "Gradient clipping threshold (0 = off)",
-    "seed": "Seed", "batch_size": "Batch size", "forget_bias": "LSTM forget-gate bias",
-    "attention": "Attention (seq2seq tasks)", "snapshot_every": "Snapshot every N steps",
-}
-CHOICES = {
-    "task": None,  # filled from rnnviz.tasks.TASKS in control_help()
-    "cells": tuple(CELL_LABELS), "init": ("default", "orthogonal", "identity"), "optimizer": ("adam", "sgd"),
-    "attention": tuple(ATTENTION_LABELS), "bidirectional": ("true", "false"),
-}
-
 Progress = Callable[[str, float, str], None]  # (stage, fraction of that stage done in [0, 1], detail)
 
 
-class ConfigError(ValueError):
-    """A configuration the report cannot run: the message says what and where (one line)."""
-
-
 # ----------------------------------------------------------------------------------------------------------
-# Presets and configurations
-
-
-def preset_slug(name: str) -> str:
-    """'Truncated BPTT' -> 'truncated-bptt'."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
-def find_preset(key: str) -> Preset:
-    """A preset by its name (any case), its slug, or a unique prefix of its slug."""
-    k = preset_slug(key)
-    for p in PRESETS:
-        if key.strip().lower() == p.name.lower() or k == preset_slug(p.name):
-            return p
-    hits = [p for p in PRESETS if k and preset_slug(p.name).startswith(k)]
-    if len(hits) == 1:
-        return hits[0]
-    slugs = ", ".join(preset_slug(p.name) for p in PRESETS)
-    what = "ambiguous" if hits else "unknown"
-    raise ConfigError(f"{what} preset {key!r}; choose one of: {slugs}")
-
-
-def _field_types() -> dict[str, type]:
-    default = Controls()
-    return {f.name: type(getattr(default, f.name)) for f in fields(Controls)}
-
-
-def _unknown_key(key: str, source: str) -> ConfigError:
-    names = list(_field_types())
-    close = difflib.get_close_matches(key, names, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else f"; valid keys: {', '.join(names)}"
-    return ConfigError(f"{source}: unknown setting {key!r}{hint}")
-
-
-def parse_value(name: str, raw: str, source: str = "--set") -> object:
-    """A Controls field from its text form (as in the URL, Controls.to_query), strictly: ConfigError on an
-    unknown field or a value of the wrong type. Ranges are checked later by Controls.validate."""
-    kinds = _field_types()
-    if name not in kinds:
-        raise _unknown_key(name, source)
-    kind, s = kinds[name], str(raw).strip()
-    if kind is tuple:
-        return tuple(v.strip() for v in s.split(",") if v.strip())
-    if kind is bool:
-        low = s.lower()
-        if low not in ("true", "false", "1", "0", "yes", "no"):
-            raise ConfigError(f"{source}: {name} must be true or false, got {raw!r}")
-        return low in ("true", "1", "yes")
-    if kind is int:
-        try:
-            return int(s)
-        except ValueError:
-            raise ConfigError(f"{source}: {name} must be an integer, got {raw!r}") from None
-    if kind is float:
-        try:
-            v = float(s)
-        except ValueError:
-            raise ConfigError(f"{source}: {name} must be a number, got {raw!r}") from None
-        if not math.isfinite(v):
-            raise ConfigError(f"{source}: {name} must be a finite number, got {raw!r}")
-        return v
-    return s
-
-
-def _json_value(name: str, v: object, source: str) -> object:
-    """A Controls field from a JSON value: the JSON type must fit the field (a list or a comma-separated
-    string for cells)."""
-    kind = _field_types()[name]
-    if kind is tuple:
-        if isinstance(v, str):
-            return parse_value(name, v, source)
-        if isinstance(v, list) and all(isinstance(e, str) for e in v):
-            return tuple(v)
-        raise ConfigError(f"{source}: {name} must be a list of names, got {v!r}")
-    if kind is bool:
-        if not isinstance(v, bool):
-            raise ConfigError(f"{source}: {name} must be true or false, got {v!r}")
-        return v
-    if kind is int:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ConfigError(f"{source}: {name} must be an integer, got {v!r}")
-        return v
-    if kind is float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ConfigError(f"{source}: {name} must be a finite number, got {v!r}")
-        return float(v)
-    if not isinstance(v, str):
-        raise ConfigError(f"{source}: {name} must be a string, got {v!r}")
-    return v
-
-
-def check_controls(c: Controls, source: str = "settings") -> Controls:
-    """Controls.validate (bounds, types, no repeated cell) and the cost budget; ConfigError naming the problem."""
-    try:
-        c.validate()
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    problem = check_budget(c)
-    if problem:
-        raise ConfigError(f"{source}: over the cost budget: {problem}")
-    return c
-
-
-def controls_from_dict(d: dict, source: str = "config") -> Controls:
-    """Controls from the dashboard's exported JSON ({"controls": {...}, ...}: only "controls" is read) or from
-    a bare dict of Controls fields. Missing fields keep the defaults; unknown keys and bad values raise."""
-    if not isinstance(d, dict):
-        raise ConfigError(f"{source}: expected a JSON object, got {type(d).__name__}")
-    if "controls" in d:
-        d = d["controls"]
-        if not isinstance(d, dict):
-            raise ConfigError(f"{source}: \"controls\" must be a JSON object, got {type(d).__name__}")
-    kinds = _field_types()
-    for k in d:
-        if k not in kinds:
-            raise _unknown_key(k, source)
-    values = {k: _json_value(k, v, source) for k, v in d.items()}
-    return check_controls(replace(Controls(), **values), source)
-
-
-def load_config(path: str | Path) -> Controls:
-    """Controls from a JSON file (see controls_from_dict); ConfigError for a missing, unreadable or invalid file."""
-    p = Path(path)
-    source = f"config file {str(path)!r}"
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{source} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{source} is a directory, not a JSON file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{source} is not UTF-8 text") from None
-    except OSError as exc:
-        raise ConfigError(f"{source} cannot be read: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    return controls_from_dict(data, source)
-
-
-def apply_overrides(c: Controls, pairs: list[str], source: str = "--set") -> Controls:
-    """Apply "key=value" strings (parse_value) in order, then check_controls the result."""
-    values = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{source} expects KEY=VALUE, got {pair!r}")
-        values[key.strip()] = parse_value(key.strip(), raw, source)
-    return check_controls(replace(c, **values), source) if values else c
-
-
-def control_help() -> list[tuple[str, str, str]]:
-    """(field, range or choices, default) of every Controls field, for --help."""
-    from rnnviz.tasks import TASKS
-
-    default, rows = Controls(), []
-    for f in fields(Controls):
-        v = getattr(default, f.name)
-        if f.name in BOUNDS:
-            lo, hi = BOUNDS[f.name]
-            rng = f"{lo:g}..{hi:g}"
-        elif f.name == "task":
-            rng = "|".join(TASKS)
-        elif f.name == "cells":
-            rng = "comma-separated: " + ",".join(CELL_LABELS)
-        else:
-            rng = "|".join(CHOICES.get(f.name) or ())
-        rows.append((f.name, rng, ",".join(v) if isinstance(v, tuple) else format_value(v)))
-    return rows
-
-
-def reproduce_command(c: Controls, steps: int, extra: list[str] | None = None) -> str:
-    """A `python -m rnnviz` command line that rebuilds these runs: every non-default field as --set."""
-    parts = ["python", "-m", "rnnviz", "--steps", str(steps)]
-    for k, v in c.to_query().items():
-        parts += ["--set", f"{k}={v}"]
-    parts += extra or []
-    return " ".join(_shell_quote(p) for p in parts)
-
-
-def _shell_quote(s: str) -> str:
-    return s if re.fullmatch(r"[A-Za-z0-9_.,=/:+-]+", s) else "'" + s.replace("'", "'\"'\"'") + "'"
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Runs
-
-
-def run_specs(c: Controls) -> dict[str, tuple]:
-    """label -> (ModelConfig, TrainConfig) of the runs these controls train side by side (as the dashboard):
-    one per cell; for a seq2seq task the first cell with attention (Bahdanau if "none" is set) and without."""
-    tc = c.train_config()
-    if c.task in SEQ2SEQ:
-        cell = c.cells[0]
-        att = c.attention if c.attention != "none" else "bahdanau"
-        return {f"{CELL_LABELS[cell]} + {ATTENTION_LABELS[att].split(' (')[0]} attention":
-                (c.model_config(cell, att), tc),
-                f"{CELL_LABELS[cell]}, no attention": (c.model_config(cell, "none"), tc)}
-    return {CELL_LABELS[cell]: (c.model_config(cell), tc) for cell in c.cells}
-
-
-def runs_from_controls(c: Controls, text: str | None = None) -> dict[str, Trainer]:
-    """label -> a fresh Trainer for each of run_specs(c). text: the char-LM training text (None = bundled)."""
-    text = text if c.task == "char_lm" else None
-    return {label: Trainer(mc, tc, text=text) for label, (mc, tc) in run_specs(c).items()}
-
-
-def train_lockstep(runs: dict[str, Trainer], steps: int, progress: Progress | None = None) -> float:
-    """`steps` optimisation steps of every run, one step each in turn (a comparison is always at the same step;
-    a diverged run stops, the others go on), then a snapshot at the final step. Returns the wall time."""
-    t0 = time.perf_counter()
-    for i in range(steps):
-        live = [t for t in runs.values() if not t.diverged]
-        if not live:
-            break
-        for t in live:
-            t.step(1)
-        if progress is not None:
-            progress("training", (i + 1) / steps, f"step {i + 1}/{steps} · {time.perf_counter() - t0:.1f} s")
-    for t in runs.values():
-        if not t.diverged and (t.latest is None or t.latest.step != t.steps):
-            t.take_snapshot()
-    if progress is not None:
-        done = max(t.steps for t in runs.values()) if runs else 0
-        progress("training", 1.0, f"step {done}/{steps} · {time.perf_counter() - t0:.1f} s")
-    return time.perf_counter() - t0
+# Run summaries
 
 
 def run_slug(label: str) -> str:
@@ -480,8 +224,15 @@ def build_report(controls: Controls, steps: int = DEFAULT_STEPS, out_dir: str | 
 
     started = _dt.datetime.now().astimezone()
     reproduce = reproduce_command(controls, steps, ["--text", "YOUR_TEXT_FILE"] if text is not None else None)
-    runs = runs_from_controls(controls, text=text)
-    train_seconds = train_lockstep(runs, steps, progress)
+    exp = Experiment(controls, text=text)
+    t0 = time.perf_counter()
+    exp.step(steps, progress=progress)
+    exp.snapshot()
+    train_seconds = time.perf_counter() - t0
+    if progress is not None:
+        progress("training", 1.0, f"step {exp.steps}/{steps} · {train_seconds:.1f} s")
+    runs = exp.runs
+    claims = preset.check(exp) if preset is not None and controls == preset.controls() else None
 
     frames = {"history": analysis.history_frames(runs), "grad_flow": analysis.grad_flow_frames(runs),
               "gate_stats": analysis.gate_stats_frames(runs), "layer_grads": analysis.layer_grad_frames(runs),
@@ -490,7 +241,8 @@ def build_report(controls: Controls, steps: int = DEFAULT_STEPS, out_dir: str | 
         frames["attention"] = _attention_all(runs)
     acc = None
     if length_sweep:
-        mc, tc = next(iter(run_specs(controls).values()))
+        first = next(iter(runs.values()))
+        mc, tc = first.model_cfg, first.cfg
         acc = accuracy_vs_length(mc, tc, progress=(lambda f: progress("length sweep", float(f), "")) if progress
                                  else None, **LENGTH_SWEEP)
         frames["accuracy_vs_length"] = acc
@@ -523,7 +275,7 @@ def build_report(controls: Controls, steps: int = DEFAULT_STEPS, out_dir: str | 
     (out / "config.json").write_text(json.dumps(cfg, indent=2, default=list), encoding="utf-8")
 
     doc = _Doc(title or (f"rnnviz report — {preset.name}" if preset else "rnnviz report"))
-    header = _header(doc.title, controls, runs, steps, preset, command, started, train_seconds, reproduce)
+    header = _header(doc.title, controls, runs, steps, preset, command, started, train_seconds, reproduce, claims)
     _training_section(doc, runs, frames)
     _gradient_section(doc, runs, frames, controls)
     _gates_section(doc, runs)
@@ -565,12 +317,22 @@ def _attention_all(runs: dict[str, Trainer]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
 
-def _header(title, c, runs, steps, preset, command, started, seconds, reproduce) -> str:
+def _header(title, c, runs, steps, preset, command, started, seconds, reproduce, claims) -> str:
     e = html.escape
     t0 = next(iter(runs.values()))
     lines = [f"<h1>{e(title)}</h1>"]
     if preset is not None:
-        lines.append(f"<p><strong>Preset: {e(preset.name)}.</strong> {e(preset.blurb)}</p>")
+        lines.append(f"<p><strong>Preset: {e(preset.name)}.</strong> {e(preset.blurb)} {e(preset.step0)}</p>")
+    if preset is not None and claims is None:
+        lines.append('<p class="warn">The preset\'s settings were changed, so its claims (about its own settings) '
+                     "are not checked here.</p>")
+    if claims:
+        rows = [{"claim": r.claim.describe(t0.task), "measured": r.value,
+                 "holds": ("yes" if r.holds else "NO") if r.checked else f"not yet (needs {preset.steps} steps)"}
+                for r in claims]
+        lines.append(f"<p><strong>The preset's claims</strong>, checked on these runs after {steps} steps "
+                     f"(the preset's N is {preset.steps}):</p>")
+        lines.append(pd.DataFrame(rows).to_html(index=False, escape=True, border=0, float_format=lambda v: f"{v:.3g}"))
     lines.append(f'<p class="meta">rnnviz {e(rnnviz.__version__)} · {e(started.strftime("%Y-%m-%d %H:%M %Z"))} · '
                  f"task <code>{e(c.task)}</code> ({e(t0.task.kind.replace('_', '-'))}, T = {c.seq_len}) · "
                  f"{steps} training steps requested · {seconds:.1f} s of training</p>")
@@ -586,9 +348,9 @@ def _header(title, c, runs, steps, preset, command, started, seconds, reproduce)
     notes = sorted({n for t in runs.values() for n in t.notes()})
     if notes:
         lines.append('<p class="warn">Note: ' + e("; ".join(notes)) + ".</p>")
-    if c.task in SEQ2SEQ and len(c.cells) > 1:
-        lines.append(f'<p class="warn">Sequence-to-sequence tasks train the first cell only '
-                     f"({e(CELL_LABELS[c.cells[0]])}), with and without attention.</p>")
+    if (c.task in SEQ2SEQ or c.compare != "cells") and len(c.cells) > 1:
+        lines.append(f'<p class="warn">These runs compare {"attention" if c.compare == "cells" else e(c.compare)}, '
+                     f"so they train the first cell only ({e(t0.model_cfg.cell)}).</p>")
     summary = run_summary(runs)
     lines.append(summary.to_html(index=False, escape=True, na_rep="–", border=0, float_format=lambda v: f"{v:.4g}"))
     if command:
@@ -792,9 +554,4 @@ def _files_section(doc: _Doc, frames: dict[str, pd.DataFrame]) -> None:
     doc.table(pd.DataFrame(rows))
 
 
-__all__ = [
-    "DEFAULT_STEPS", "REPORT_FIGURES", "ConfigError", "apply_overrides", "build_report", "check_controls",
-    "control_help", "controls_from_dict", "find_preset", "load_config", "parse_value", "phase_config",
-    "preset_slug", "reproduce_command", "run_slug", "run_specs", "run_summary", "runs_from_controls",
-    "train_lockstep",
-]
+__all__ = ["DEFAULT_STEPS", "MAX_STEPS", "REPORT_FIGURES", "build_report", "phase_config", "run_slug", "run_summary"]

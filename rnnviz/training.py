@@ -23,9 +23,10 @@ import torch
 
 from rnnviz.models import ModelConfig, build_model, config_from_dict, generate, param_groups, spectral_stats
 from rnnviz.tasks import TASKS, make_task
-from rnnviz.tracing import GATE_STATS_COLUMNS, trace
+from rnnviz.tracing import GATE_STATS_COLUMNS, spectral_bound, trace
 
 OPTIMIZERS = ("adam", "sgd")
+RETUNABLE = ("optimizer", "lr", "momentum", "clip", "snapshot_every")  # change without new weights (Trainer.retune)
 
 
 @dataclass
@@ -94,6 +95,7 @@ class Snapshot:
     cell: torch.Tensor | None  # LSTM c_t
     gate_stats: list[dict]  # rows: layer, direction, gate, mean, frac_low, frac_high
     attention: torch.Tensor | None = None  # (B, T_out, T_in) seq2seq with attention
+    sigma_max: float | None = None  # plain RNN: sigma_max of the top layer's forward W_hh at this step
     nbytes: int = 0
 
     @classmethod
@@ -137,11 +139,7 @@ class Trainer:
         opts = {"text": text} if text is not None and self.cfg.task == "char_lm" else {}
         self.task = make_task(self.cfg.task, self.cfg.seq_len, **opts)
         self.model = build_model(self.model_cfg, self.task)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if self.cfg.optimizer == "adam":
-            self.opt = torch.optim.Adam(params, lr=self.cfg.lr)
-        else:
-            self.opt = torch.optim.SGD(params, lr=self.cfg.lr, momentum=self.cfg.momentum)
+        self.opt = self._optimizer()
         self.gen = torch.Generator().manual_seed(self.cfg.seed)
         self.probe = self.task.probe(self.cfg.probe_size, seed=1234 + self.cfg.seed)
         self.groups = param_groups(self.model)
@@ -153,8 +151,36 @@ class Trainer:
         self.layer_history = _Bounded(self.cfg.max_history)
         self.snapshots: list[Snapshot] = []
         self.snapshots_thinned_before: int | None = None
+        self.changes: list[dict] = []  # rows: step, setting, old, new (retune while training)
         if self.cfg.snapshot_every:
             self.take_snapshot()
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.cfg.optimizer == "adam":
+            return torch.optim.Adam(params, lr=self.cfg.lr)
+        return torch.optim.SGD(params, lr=self.cfg.lr, momentum=self.cfg.momentum)
+
+    def retune(self, cfg: TrainConfig) -> list[str]:
+        """Go on training the same weights with new optimiser settings (RETUNABLE fields only; anything else
+        needs a new Trainer: ValueError). The optimiser's state (Adam's moments, SGD's momentum) is kept unless
+        the optimiser itself changes. Returns the changed fields; each is recorded in `changes`."""
+        cfg.validate()
+        old, new = self.cfg.to_dict(), cfg.to_dict()
+        fixed = [k for k in old if k not in RETUNABLE and old[k] != new[k]]
+        if fixed:
+            raise ValueError(f"{', '.join(fixed)} cannot change while training: it needs new models")
+        changed = [k for k in RETUNABLE if old[k] != new[k]]
+        self.cfg = cfg
+        if "optimizer" in changed:
+            self.opt = self._optimizer()
+        else:
+            for group in self.opt.param_groups:
+                group["lr"] = cfg.lr
+                if cfg.optimizer == "sgd":
+                    group["momentum"] = cfg.momentum
+        self.changes += [{"step": self.steps, "setting": k, "old": old[k], "new": new[k]} for k in changed]
+        return changed
 
     # -- training --------------------------------------------------------------------------------------------
     @property
@@ -241,6 +267,8 @@ class Trainer:
         finally:
             model.train()
         snap = Snapshot.from_trace(tr, self.steps, attn)
+        if isinstance(model.core, torch.nn.RNN):  # the prediction drawn beside this snapshot needs its own W_hh
+            snap.sigma_max = spectral_bound(getattr(model.core, f"weight_hh_l{model.core.num_layers - 1}"))[1]
         self.snapshots.append(snap)
         self._bound_snapshots()
         return snap
@@ -305,6 +333,8 @@ class Trainer:
                        f"(every 2nd, 4th, ... step kept) to bound memory")
         if self.snapshots_thinned_before is not None:
             out.append(f"snapshots before step {self.snapshots_thinned_before} are thinned to bound memory")
+        out += [f"{c['setting']} changed from {c['old']} to {c['new']} at step {c['step']} (same weights)"
+                for c in self.changes]
         return out
 
     def export(self, folder: str | Path) -> list[Path]:
@@ -360,4 +390,4 @@ def accuracy_vs_length(model_cfg: ModelConfig, train_cfg: TrainConfig, lengths, 
     return pd.DataFrame(rows, columns=["length", "attention", "accuracy"])
 
 
-__all__ = ["OPTIMIZERS", "Snapshot", "TrainConfig", "Trainer", "accuracy_vs_length", "sample_text"]
+__all__ = ["OPTIMIZERS", "RETUNABLE", "Snapshot", "TrainConfig", "Trainer", "accuracy_vs_length", "sample_text"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rnnviz import analysis
-from rnnviz.models import ModelConfig
+from rnnviz.models import ModelConfig, build_model
 from rnnviz.tasks import make_task
 from rnnviz.training import Snapshot, TrainConfig, Trainer
 
@@ -144,7 +144,13 @@ def test_predicted_frames_and_decay_table(runs):
     assert set(pred["run"]) == {"RNN (tanh)"} and len(pred) == T  # no sigma_max bound for an LSTM
     rnn = runs["RNN (tanh)"]
     assert pred["bound"].iloc[-1] == pytest.approx(rnn.latest.grad_norm[0, 0, -1])
-    assert analysis.predicted_frames(runs, step=0).empty  # replaying an old snapshot: weights are gone
+    # replaying step 0: the prediction uses the weights that snapshot was taken with (the initial W_hh)
+    w0 = build_model(ModelConfig(cell="rnn_tanh", hidden_size=8), rnn.task).core.weight_hh_l0.detach().double()
+    sigma0 = float(torch.linalg.svdvals(w0)[0])
+    old = analysis.predicted_frames(runs, step=0)
+    g0 = rnn.snapshot_at(0).grad_norm[0, 0]
+    assert old["bound"].to_numpy() == pytest.approx(sigma0 ** (T - 1 - np.arange(T)) * g0[-1], rel=1e-9)
+    assert sigma0 != pytest.approx(float(torch.linalg.svdvals(rnn.model.core.weight_hh_l0.detach().double())[0]))
 
     table = analysis.decay_table(runs)
     assert list(table["run"]) == ["LSTM", "RNN (tanh)"] and (table["step"] == 4).all()

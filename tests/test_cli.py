@@ -16,8 +16,10 @@ import plotly.offline
 import pytest
 
 from rnnviz import __main__ as cli
-from rnnviz import report
-from rnnviz.controls import PRESETS, Controls
+from rnnviz import config, presets, report
+from rnnviz.experiment import Experiment
+from rnnviz.controls import Controls
+from rnnviz.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -53,7 +55,10 @@ def dashboard_export(c: Controls) -> dict:
 
 def test_preset_report_end_to_end(tmp_path):
     out = tmp_path / "report"
-    r = run_cli("--preset", "Truncated BPTT", *TINY, "--out", str(out))
+    # the preset, set back to comparing two cells at one window (the preset itself compares windows)
+    fixed = ["--set", "compare=cells", "--set", "compare_values=", "--set", "cells=rnn_tanh,lstm",
+             "--set", "seq_len=60", "--set", "truncation=10"]
+    r = run_cli("--preset", "Truncated BPTT", *fixed, *TINY, "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(out / "report.html")
     assert "training 100%" in r.stderr  # not a terminal: progress as lines
@@ -73,6 +78,7 @@ def test_preset_report_end_to_end(tmp_path):
     for text in ["Truncated BPTT", "Gradient flow through time", "Read it right to left",
                  "How gradient flow changes while the model learns", "Gates at work", "Hidden-state trajectories",
                  "Configuration", "truncation", "All runs trained 20 steps without diverging",
+                 "settings were changed, so its claims",
                  "python -m rnnviz --steps 20 --set cells=rnn_tanh,lstm"]:
         assert text in page, text
 
@@ -96,8 +102,9 @@ def test_preset_report_end_to_end(tmp_path):
     assert cfg["report"]["steps"] == 20 and cfg["report"]["preset"] == "Truncated BPTT"
     assert set(cfg["runs"]) == set(runs)
     # the report's own config.json loads back to the same controls
-    assert report.load_config(out / "config.json") == replace(report.find_preset("truncated-bptt").apply(),
-                                                              hidden_size=8)
+    assert config.load_config(out / "config.json") == replace(
+        presets.find_preset("truncated-bptt").controls(), hidden_size=8, compare="cells", compare_values=(),
+        cells=("rnn_tanh", "lstm"), seq_len=60, truncation=10)
 
 
 def test_bad_config_exits_2_from_the_command_line(tmp_path):
@@ -118,13 +125,14 @@ def test_config_exported_by_the_dashboard(tmp_path, capsys):
     c = Controls(task="parity", cells=("lstm", "gru"), seq_len=12, hidden_size=8, lr=1e-2, seed=3)
     path = tmp_path / "rnnviz-config.json"
     path.write_text(json.dumps(dashboard_export(c), indent=2))
-    assert report.load_config(path) == c
+    assert config.load_config(path) == c
     out = tmp_path / "r"
     assert cli.main(["--config", str(path), "--steps", "5", "--seed", "4", "--snapshot-every", "5", "--quiet",
                      "--out", str(out)]) == 0
     assert capsys.readouterr().err == ""  # --quiet: no progress
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["controls"] == {**asdict(replace(c, seed=4, snapshot_every=5)), "cells": ["lstm", "gru"]}
+    assert cfg["controls"] == {**asdict(replace(c, seed=4, snapshot_every=5)), "cells": ["lstm", "gru"],
+                               "compare_values": []}
     assert set(figure_ids((out / "report.html").read_text())) >= {"fig-gates-lstm", "fig-gates-gru", "fig-pca-gru"}
 
 
@@ -142,21 +150,21 @@ def test_config_json_and_reproduce_line_retrain_the_same_numbers(tmp_path, capsy
 
 
 def test_bare_dict_and_overrides():
-    c = report.controls_from_dict({"task": "adding", "cells": "lstm", "seq_len": 30})
+    c = config.controls_from_dict({"task": "adding", "cells": "lstm", "seq_len": 30})
     assert c == Controls(cells=("lstm",), seq_len=30)
-    c = report.apply_overrides(c, ["cells=rnn_tanh,gru", "bidirectional=true", "lr=0.01", "clip=0", "init=orthogonal"])
+    c = config.apply_overrides(c, ["cells=rnn_tanh,gru", "bidirectional=true", "lr=0.01", "clip=0", "init=orthogonal"])
     assert (c.cells, c.bidirectional, c.lr, c.clip, c.init) == (("rnn_tanh", "gru"), True, 0.01, 0.0, "orthogonal")
     # the reproduce line's --set pairs parse back to the same controls
-    pairs = re.findall(r"--set (\S+)", report.reproduce_command(c, 10))
-    assert report.apply_overrides(Controls(), pairs) == c
+    pairs = re.findall(r"--set (\S+)", config.reproduce_command(c, 10))
+    assert config.apply_overrides(Controls(), pairs) == c
 
 
-@pytest.mark.parametrize("slug", [report.preset_slug(p.name) for p in PRESETS])
+@pytest.mark.parametrize("slug", [presets.preset_slug(p.name) for p in PRESETS])
 def test_every_preset_is_found_by_name_slug_and_prefix(slug):
-    p = next(p for p in PRESETS if report.preset_slug(p.name) == slug)
-    assert report.find_preset(p.name) is p and report.find_preset(p.name.upper()) is p
-    assert report.find_preset(slug) is p and report.find_preset(slug.split("-")[0]) is p
-    assert report.check_controls(p.apply()) == p.apply()  # every preset is within the budget
+    p = next(p for p in PRESETS if presets.preset_slug(p.name) == slug)
+    assert presets.find_preset(p.name) is p and presets.find_preset(p.name.upper()) is p
+    assert presets.find_preset(slug) is p and presets.find_preset(slug.split("-")[0]) is p
+    assert config.check_controls(p.apply()) == p.apply()  # every preset is within the budget
 
 
 BAD = [  # (config file text or None, extra arguments, words the message must contain)
@@ -237,7 +245,7 @@ def test_help_documents_every_option(capsys):
     for f in fields(Controls):  # every --set key, every preset, every figure id
         assert f"\n  {f.name} " in text, f.name
     for p in PRESETS:
-        assert report.preset_slug(p.name) in text
+        assert presets.preset_slug(p.name) in text
     for fid in report.REPORT_FIGURES:
         assert fid in text
     assert "exit status" in text
@@ -246,7 +254,7 @@ def test_help_documents_every_option(capsys):
 def test_list_presets(capsys):
     assert cli.main(["--list-presets"]) == 0
     out = capsys.readouterr().out
-    assert all(report.preset_slug(p.name) in out and p.name in out for p in PRESETS)
+    assert all(presets.preset_slug(p.name) in out and p.name in out for p in PRESETS)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -295,26 +303,30 @@ def test_divergence_is_reported_not_raised(tmp_path):
 
 
 def test_build_report_checks_before_work(tmp_path):
-    with pytest.raises(report.ConfigError, match="steps must be"):
+    with pytest.raises(config.ConfigError, match="steps must be"):
         report.build_report(Controls(), -1, tmp_path / "a")
-    with pytest.raises(report.ConfigError, match="hidden_size"):
+    with pytest.raises(config.ConfigError, match="hidden_size"):
         report.build_report(Controls(hidden_size=0), 1, tmp_path / "b")
-    with pytest.raises(report.ConfigError, match="training text"):
+    with pytest.raises(config.ConfigError, match="training text"):
         report.build_report(Controls(task="char_lm", cells=("lstm",), seq_len=64), 1, tmp_path / "c", text="ab")
     assert not any(tmp_path.iterdir())
 
 
-def test_run_specs_as_the_dashboard_trains_them():
-    specs = report.run_specs(Controls(task="sort", cells=("gru", "lstm"), attention="luong_dot"))
-    assert list(specs) == ["GRU + Luong attention", "GRU, no attention"]  # seq2seq: first cell, with and without
-    assert [mc.attention for mc, _ in specs.values()] == ["luong_dot", "none"]
-    specs = report.run_specs(Controls(task="sort", attention="none"))
-    assert [mc.attention for mc, _ in specs.values()] == ["bahdanau", "none"]
-    specs = report.run_specs(Controls(cells=("rnn_relu", "lstm"), forget_bias=2.0))
-    assert list(specs) == ["RNN (relu)", "LSTM"]
-    assert [mc.forget_bias for mc, _ in specs.values()] == [None, 2.0]
-    rs = report.runs_from_controls(Controls(cells=("lstm", "gru"), hidden_size=4, seq_len=5))
-    assert list(rs) == ["LSTM", "GRU"] and all(t.steps == 0 for t in rs.values())
+def test_runs_as_the_dashboard_trains_them():
+    def specs(c):
+        return {label: (t.model_cfg, t.cfg) for label, t in Experiment(replace(c, hidden_size=4, seq_len=5)).runs.items()}
+
+    s = specs(Controls(task="sort", cells=("gru", "lstm"), attention="luong_dot"))
+    assert list(s) == ["GRU + Luong attention", "GRU, no attention"]  # seq2seq: first cell, with and without
+    assert [mc.attention for mc, _ in s.values()] == ["luong_dot", "none"]
+    s = specs(Controls(task="sort", attention="none"))
+    assert [mc.attention for mc, _ in s.values()] == ["bahdanau", "none"]
+    s = specs(Controls(cells=("rnn_relu", "lstm"), forget_bias=2.0))
+    assert list(s) == ["RNN (relu)", "LSTM"]
+    assert [mc.forget_bias for mc, _ in s.values()] == [None, 2.0]
+    s = specs(Controls(cells=("rnn_tanh", "lstm"), compare="clip", compare_values=("0", "2.5")))
+    assert list(s) == ["RNN (tanh), no clipping", "RNN (tanh), clip at 2.5"]  # another setting: the first cell
+    assert [tc.clip for _, tc in s.values()] == [None, 2.5] and {mc.cell for mc, _ in s.values()} == {"rnn_tanh"}
 
 
 def test_progress_bar_lines_and_terminal():

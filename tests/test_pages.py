@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rnnviz.controls import PRESETS
+from rnnviz.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 120  # importing torch and building models is slow on a loaded 2-core machine
@@ -147,7 +147,7 @@ def test_over_budget_is_refused_with_a_message():
     at.switch_page("pages/gradient_flow.py").run()
     no_exception(at)
     assert any("Lower the" in e.value for e in at.error), [e.value for e in at.error]
-    assert "runs" not in at.session_state
+    assert "experiment" not in at.session_state
 
 
 def test_divergence_is_a_status_not_an_exception():
@@ -170,19 +170,19 @@ def test_char_lm_user_text_bad_then_good():
     at.switch_page("pages/hidden_states.py").run()
     no_exception(at)
     at.button(key="btn_step").click().run()
-    before = at.session_state["runs"]["LSTM"]
+    before = at.session_state["experiment"].runs["LSTM"]
     at.text_area(key="lm_paste").set_value("too short").run()
     at.button(key="lm_use").click().run()
     no_exception(at)
     assert any("Not used" in e.value for e in at.error), [e.value for e in at.error]
     assert at.session_state["lm_text"] is None
-    assert at.session_state["runs"]["LSTM"] is before  # the previous model is kept
+    assert at.session_state["experiment"].runs["LSTM"] is before  # the previous model is kept
     at.text_area(key="lm_paste").set_value("abc abd " * 40).run()
     at.button(key="lm_use").click().run()
     no_exception(at)
     assert at.session_state["lm_text"] == "abc abd " * 40
     at.button(key="btn_step").click().run()
-    t = at.session_state["runs"]["LSTM"]
+    t = at.session_state["experiment"].runs["LSTM"]
     assert t is not before and t.task.vocab_size == 5 and t.steps == 1
 
 
@@ -229,7 +229,7 @@ def test_reset_frees_the_models():
     at = app({"cells": "lstm"}).run()
     at.switch_page("pages/gradient_flow.py").run()
     at.button(key="btn_step").click().run()
-    old = weakref.ref(at.session_state["runs"]["LSTM"])
+    old = weakref.ref(at.session_state["experiment"].runs["LSTM"])
     assert old().steps == 1
     at.button(key="btn_reset").click().run()
     no_exception(at)
