@@ -17,8 +17,8 @@ import pytest
 
 from rnnviz import __main__ as cli
 from rnnviz import config, presets, report
-from rnnviz.experiment import Experiment
 from rnnviz.controls import Controls
+from rnnviz.experiment import Experiment
 from rnnviz.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -314,7 +314,8 @@ def test_build_report_checks_before_work(tmp_path):
 
 def test_runs_as_the_dashboard_trains_them():
     def specs(c):
-        return {label: (t.model_cfg, t.cfg) for label, t in Experiment(replace(c, hidden_size=4, seq_len=5)).runs.items()}
+        exp = Experiment(replace(c, hidden_size=4, seq_len=5))
+        return {label: (t.model_cfg, t.cfg) for label, t in exp.runs.items()}
 
     s = specs(Controls(task="sort", cells=("gru", "lstm"), attention="luong_dot"))
     assert list(s) == ["GRU + Luong attention", "GRU, no attention"]  # seq2seq: first cell, with and without
