@@ -4,6 +4,7 @@
     df = predicted_decay_frame(core, T, end_norm)       # t, bound_sigma, rate_rho (RNN cores only)
     slope = measured_slope(grad_norm)                   # log10 decay per step, to compare with log10 sigma_max
     shapes = output_shapes(32, 50, 64, 2, True, "lstm") # what nn.LSTM returns, with a one-line why each
+    code = shapes_snippet("gru", 32, 50, 8, 64)         # runnable PyTorch that prints those shapes
 
 Time steps are 0-based: the loss sits at the last step T-1, so the gradient has travelled T-1-t steps back
 to reach h_t.
@@ -98,38 +99,96 @@ _BLOCKS = {"RNN_TANH": (1, "W_hh"), "RNN_RELU": (1, "W_hh"), "LSTM": (4, "rows i
            "GRU": (3, "rows r | z | n")}
 
 
-def output_shapes(batch: int, time: int, hidden: int, num_layers: int = 1, bidirectional: bool = False,
-                  cell: str = "lstm") -> dict[str, tuple[tuple[int, ...], str]]:
-    """name -> (shape, one-line why) of what `out, h_n = core(x)` returns for a batch_first core
-    (for an LSTM: `out, (h_n, c_n)`), plus weight_hh_l0. cell: "rnn_tanh" | "rnn_relu" | "lstm" | "gru"
-    (or the torch mode / a run label). D = 2 if bidirectional else 1:
-
-        output  (batch, time, D*hidden)            top layer only, every step, directions concatenated
-        h_n     (num_layers*D, batch, hidden)      every layer and direction, last step only
-        c_n     (num_layers*D, batch, hidden)      LSTM only: the cell state at the last step
-    """
+def _mode(cell) -> str:
     mode = _MODES.get(cell, cell.upper() if isinstance(cell, str) else cell)
     if mode not in _BLOCKS:
         raise ValueError(f"cell must be one of {sorted(_MODES)}, got {cell!r}")
+    return mode
+
+
+def output_shapes(batch: int, time: int, hidden: int, num_layers: int = 1, bidirectional: bool = False,
+                  cell: str = "lstm", batch_first: bool = True,
+                  input_size: int | None = None) -> dict[str, tuple[tuple[int, ...], str]]:
+    """name -> (shape, one-line why) of what `output, h_n = core(x)` returns (for an LSTM:
+    `output, (h_n, c_n)`), plus weight_hh_l0; with input_size also the input x and weight_ih_l0.
+    cell: "rnn_tanh" | "rnn_relu" | "lstm" | "gru" (or the torch mode / a run label). D = 2 if bidirectional:
+
+        input   (batch, time, input_size)          batch_first=True;  (time, batch, input_size) otherwise
+        output  (batch, time, D*hidden)            batch_first=True;  (time, batch, D*hidden) otherwise:
+                                                   top layer only, every step, directions concatenated
+        h_n     (num_layers*D, batch, hidden)      every layer and direction, last step only; batch_first
+                                                   does NOT apply to it (nor to h_0, c_0)
+        c_n     (num_layers*D, batch, hidden)      LSTM only: the cell state at the last step
+    """
+    mode = _mode(cell)
     D = 2 if bidirectional else 1
+    bt = (batch, time) if batch_first else (time, batch)
+    layout = "batch_first=True: (batch, time, …)" if batch_first \
+        else "batch_first=False (the default): (time, batch, …)"
     dirs = "forward and backward states concatenated on the last axis" if bidirectional else "one direction"
     last = "position T-1 for the forward direction, position 0 for the backward one" if bidirectional \
         else "the state after the last time step"
-    out = {
-        "output": ((batch, time, D * hidden),
-                   f"the top layer's h_t at every time step ({dirs}); lower layers' states are not in it"),
-        "h_n": ((num_layers * D, batch, hidden),
-                f"the final state of every layer{' and direction' if bidirectional else ''} ({last}); "
-                f"h_n[-{D}:] is the top layer"),
-    }
+    out = {}
+    if input_size is not None:
+        out["input"] = ((*bt, input_size), f"the sequence x_t at every step; {layout}")
+    out["output"] = ((*bt, D * hidden),
+                     f"the top layer's h_t at every time step ({dirs}); lower layers' states are not in it; {layout}")
+    out["h_n"] = ((num_layers * D, batch, hidden),
+                  f"the final state of every layer{' and direction' if bidirectional else ''} ({last}); "
+                  f"h_n[-{D}:] is the top layer; layers first whatever batch_first says")
     if mode == "LSTM":
         out["c_n"] = ((num_layers * D, batch, hidden),
                       "LSTM only: the final cell state c_T of every layer and direction, same layout as h_n")
     G, rows = _BLOCKS[mode]
+    if input_size is not None:
+        what = "W_xh, H x input" if G == 1 else f"{G} stacked H x input blocks ({rows})"
+        deeper = f"; layers above read D*hidden = {D * hidden} inputs" if num_layers > 1 else ""
+        out["weight_ih_l0"] = ((G * hidden, input_size), f"input weights of layer 0: {what}{deeper}")
     out["weight_hh_l0"] = ((G * hidden, hidden),
                            f"recurrent weights of layer 0: {G} stacked H x H block{'s' if G > 1 else ''} ({rows})")
     return out
 
 
-__all__ = ["clip", "forget_gate_decay", "measured_slope", "output_shapes", "predicted_decay_frame",
-           "tanh_rnn_bound"]
+def shapes_frame(cells, batch: int, time: int, hidden: int, num_layers: int = 1, bidirectional: bool = False,
+                 batch_first: bool = True, input_size: int | None = None) -> pd.DataFrame:
+    """cell, name, shape, why: output_shapes for every cell in `cells`, one row per returned tensor."""
+    rows = [{"cell": c, "name": name, "shape": str(tuple(shape)), "why": why}
+            for c in cells for name, (shape, why) in
+            output_shapes(batch, time, hidden, num_layers, bidirectional, c, batch_first, input_size).items()]
+    return pd.DataFrame(rows, columns=["cell", "name", "shape", "why"])
+
+
+_CTOR = {"RNN_TANH": ("nn.RNN", ', nonlinearity="tanh"'), "RNN_RELU": ("nn.RNN", ', nonlinearity="relu"'),
+         "LSTM": ("nn.LSTM", ""), "GRU": ("nn.GRU", "")}
+
+
+def shapes_snippet(cell: str, batch: int, time: int, input_size: int, hidden: int, num_layers: int = 1,
+                   bidirectional: bool = False, batch_first: bool = True, dropout: float = 0.0) -> str:
+    """A short runnable PyTorch snippet that builds the module and prints the shape of everything
+    output_shapes lists (same names, one `name (shape)` line each), with the expected shapes as comments."""
+    for name, v in (("batch", batch), ("time", time), ("input_size", input_size), ("hidden", hidden),
+                    ("num_layers", num_layers)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    mode = _mode(cell)
+    shapes = output_shapes(batch, time, hidden, num_layers, bidirectional, cell, batch_first, input_size)
+    ctor, extra = _CTOR[mode]
+    kw = f"input_size={input_size}, hidden_size={hidden}, num_layers={num_layers}"
+    if num_layers > 1 and dropout:
+        kw += f", dropout={float(dropout):g}"  # between layers, training mode only: shapes are unchanged
+    kw += f", bidirectional={bool(bidirectional)}, batch_first={bool(batch_first)}{extra}"
+    x_dims = "batch, time, input" if batch_first else "time, batch, input"
+    state = "(h_n, c_n)" if mode == "LSTM" else "h_n"
+    lines = ["import torch", "from torch import nn", "",
+             f"rnn = {ctor}({kw})",
+             f"x = torch.randn{shapes['input'][0]}  # ({x_dims})",
+             f"output, {state} = rnn(x)"]
+    values = {"input": "x", "output": "output", "h_n": "h_n", "c_n": "c_n",
+              "weight_ih_l0": "rnn.weight_ih_l0", "weight_hh_l0": "rnn.weight_hh_l0"}
+    for name, (shape, _) in shapes.items():
+        lines.append(f'print("{name}", tuple({values[name]}.shape))  # {tuple(shape)}')
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["clip", "forget_gate_decay", "measured_slope", "output_shapes", "predicted_decay_frame", "shapes_frame",
+           "shapes_snippet", "tanh_rnn_bound"]

@@ -1,7 +1,10 @@
 """rnnviz.theory against exact closed forms measured with rnnviz.trace, and against real torch modules."""
 
+import contextlib
+import io
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -116,3 +119,69 @@ def test_output_shapes_agree_with_torch(cell, layers, bidir):
 def test_output_shapes_rejects_unknown_cell():
     with pytest.raises(ValueError, match="cell"):
         theory.output_shapes(1, 2, 3, cell="transformer")
+
+
+def _core(cell, layers, bidir, batch_first, input_size=2, H=5, dropout=0.0):
+    kw = dict(input_size=input_size, hidden_size=H, num_layers=layers, batch_first=batch_first,
+              bidirectional=bidir, dropout=dropout)
+    return {"lstm": nn.LSTM, "gru": nn.GRU}.get(cell, nn.RNN)(
+        **kw, **({"nonlinearity": cell[4:]} if cell.startswith("rnn") else {}))
+
+
+@pytest.mark.parametrize("cell,layers,bidir,batch_first",
+                         list(itertools.product(["rnn_tanh", "rnn_relu", "lstm", "gru"], [1, 3], [False, True],
+                                                [True, False])))
+def test_output_shapes_with_the_input_and_both_layouts(cell, layers, bidir, batch_first):
+    B, T, H, I = 3, 7, 5, 2
+    core = _core(cell, layers, bidir, batch_first, I, H)
+    x = torch.randn(B, T, I) if batch_first else torch.randn(T, B, I)
+    out, state = core(x)
+    shapes = theory.output_shapes(B, T, H, layers, bidir, cell, batch_first=batch_first, input_size=I)
+    got = {"input": x, "output": out, "h_n": state[0] if cell == "lstm" else state,
+           "weight_ih_l0": core.weight_ih_l0, "weight_hh_l0": core.weight_hh_l0}
+    if cell == "lstm":
+        got["c_n"] = state[1]
+    assert list(shapes) == [k for k in ["input", "output", "h_n", "c_n", "weight_ih_l0", "weight_hh_l0"] if k in got]
+    assert {k: v[0] for k, v in shapes.items()} == {k: tuple(t.shape) for k, t in got.items()}
+    assert ("batch_first=True" if batch_first else "batch_first=False") in shapes["output"][1]
+    # without input_size: the four keys the Home page has always shown, unchanged
+    assert list(theory.output_shapes(B, T, H, layers, bidir, cell, batch_first=batch_first)) == \
+        [k for k in ["output", "h_n", "c_n", "weight_hh_l0"] if k in got]
+
+
+def _printed_shapes(code: str) -> dict[str, tuple[int, ...]]:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(compile(code, "<snippet>", "exec"), {})
+    out = {}
+    for line in buf.getvalue().splitlines():
+        m = re.fullmatch(r"(\w+) \(([\d, ]*)\)", line)
+        assert m, f"unexpected line {line!r}"
+        out[m.group(1)] = tuple(int(v) for v in m.group(2).split(",") if v.strip())
+    return out
+
+
+@pytest.mark.parametrize("cell,layers,bidir,batch_first,dropout",
+                         [("rnn_tanh", 1, False, True, 0.0), ("rnn_relu", 2, True, False, 0.0),
+                          ("lstm", 2, True, True, 0.3), ("lstm", 1, False, False, 0.0), ("gru", 3, False, True, 0.1),
+                          ("gru", 1, True, False, 0.0)])
+def test_shapes_snippet_runs_and_prints_the_explained_shapes(cell, layers, bidir, batch_first, dropout):
+    B, T, I, H = 4, 9, 3, 6
+    code = theory.shapes_snippet(cell, B, T, I, H, layers, bidir, batch_first, dropout)
+    printed = _printed_shapes(code)
+    shapes = theory.output_shapes(B, T, H, layers, bidir, cell, batch_first=batch_first, input_size=I)
+    assert printed == {k: v[0] for k, v in shapes.items()}
+    assert ("c_n" in printed) == (cell == "lstm")
+    assert (f"dropout={dropout:g}" in code) == (layers > 1 and dropout > 0)
+    assert f"batch_first={batch_first}" in code and len(code.splitlines()) <= 14  # short
+
+
+def test_shapes_frame_covers_every_cell_and_rejects_bad_input():
+    df = theory.shapes_frame(["rnn_tanh", "lstm", "gru"], 2, 3, 4, num_layers=2, input_size=5)
+    assert list(df.columns) == ["cell", "name", "shape", "why"]
+    assert df.groupby("cell", sort=False).size().to_dict() == {"rnn_tanh": 5, "lstm": 6, "gru": 5}
+    assert df[(df.cell == "lstm") & (df.name == "c_n")]["shape"].item() == "(2, 2, 4)"
+    with pytest.raises(ValueError, match="hidden"):
+        theory.shapes_snippet("gru", 2, 3, 4, 0)
+    with pytest.raises(ValueError, match="cell"):
+        theory.shapes_snippet("transformer", 2, 3, 4, 5)
