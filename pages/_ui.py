@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import fields, replace
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from rnnviz.controls import (
     ATTENTION_LABELS,
@@ -26,8 +28,9 @@ from rnnviz.presets import PRESETS_BY_NAME
 from rnnviz.tasks import TASKS
 from rnnviz.training import Trainer
 
-TICK_SECONDS = 0.4  # the live fragment reruns this often while training
-TRAIN_FRACTION = 0.6  # share of a tick spent training (the rest draws)
+TICK_SECONDS = 0.5  # the browser asks for the next live tick this often (a slower tick is followed at once)
+TRAIN_SHARE = 0.85  # of a tick's server time spent training; the rest draws (measured per session, per tick)
+TRAIN_BUDGET = (0.2, 1.0)  # seconds of training per tick, at least / at most (a click cuts it short anyway)
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 SEQ2SEQ = ("reverse", "copy", "sort")
 HIDDEN_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
@@ -154,16 +157,46 @@ def _training_lock() -> threading.Lock:
     return st.session_state.setdefault("train_lock", threading.Lock())
 
 
+def _click_waiting() -> bool:
+    """True when the user did something (a click, a changed widget) that reruns the page while a tick trains:
+    the tick then stops training at once, so Pause, Step and every control answer within one training step."""
+    try:
+        from streamlit.runtime.scriptrunner_utils.script_requests import (
+            ScriptRequestType,
+            _fragment_run_should_not_preempt_script,
+        )
+
+        req = get_script_run_ctx().script_requests
+        if req is None or req._state != ScriptRequestType.RERUN:
+            return False
+        data = req._rerun_data
+        return not _fragment_run_should_not_preempt_script(data.fragment_id_queue, data.is_fragment_scoped_rerun)
+    except (AttributeError, ImportError):  # another Streamlit version: train the whole budget
+        return False
+
+
+def _tick_budget() -> float:
+    """Seconds to train this tick, so that training takes TRAIN_SHARE of the time between two ticks: the rest
+    (drawing, sending, the browser's timer, other sessions) is measured as the last interval minus its training."""
+    ss, now = st.session_state, time.perf_counter()
+    prev, ss.tick_at = ss.get("tick_at"), now
+    overhead = 0.1 if prev is None or now - prev > 5 else max(now - prev - ss.get("trained_s", 0.0), 0.02)
+    lo, hi = TRAIN_BUDGET
+    return min(max(overhead * TRAIN_SHARE / (1 - TRAIN_SHARE), lo), hi)
+
+
 def train_tick(exp: Experiment, budget: float) -> None:
     """One time-budgeted chunk of lockstep training (Experiment.step), unless another script thread of this
-    session is training right now."""
+    session is training right now; cut short when a click is waiting."""
     lock = _training_lock()
     if not lock.acquire(blocking=False):
         return
+    t0 = time.perf_counter()
     try:
-        exp.step(1_000_000, time_budget=budget)
+        exp.step(1_000_000, time_budget=budget, stop=_click_waiting)
     finally:
         lock.release()
+        st.session_state.trained_s = time.perf_counter() - t0
 
 
 def step_once(exp: Experiment) -> None:
@@ -355,11 +388,12 @@ def live(render) -> None:
 
     @st.fragment(run_every=TICK_SECONDS if running else None)
     def _live():
+        ss = st.session_state
         exp = experiment()
-        if st.session_state.running:
-            train_tick(exp, TICK_SECONDS * TRAIN_FRACTION)
+        if ss.running:
+            train_tick(exp, _tick_budget())
             if exp.finished:
-                st.session_state.running = False
+                ss.running = False
                 st.rerun()  # scope "app": the sidebar shows Start again and this fragment stops ticking
         else:
             settle(exp)

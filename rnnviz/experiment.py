@@ -69,13 +69,15 @@ class Experiment:
             if t.steps < target:
                 t.step(target - t.steps)
 
-    def step(self, n: int = 1, time_budget: float | None = None, progress: Progress | None = None) -> int:
-        """Up to n lockstep rounds (fewer when time_budget seconds run out or every run has diverged).
-        Returns the number of rounds done."""
+    def step(self, n: int = 1, time_budget: float | None = None, progress: Progress | None = None,
+             stop: Callable[[], bool] | None = None) -> int:
+        """Up to n lockstep rounds (fewer when time_budget seconds run out, `stop()` says so between rounds, or
+        every run has diverged). Returns the number of rounds done (at least one unless finished)."""
         self.catch_up()
         t0, done = time.perf_counter(), 0
         while done < n and not self.finished:
-            if time_budget is not None and done > 0 and time.perf_counter() - t0 >= time_budget:
+            if done > 0 and ((time_budget is not None and time.perf_counter() - t0 >= time_budget)
+                             or (stop is not None and stop())):
                 break
             for t in self.runs.values():
                 if not t.diverged:
