@@ -19,6 +19,8 @@ PAGES = {
     "gates": st.Page("pages/gates.py", title="Gates", icon=":material/tune:"),
     "hidden_states": st.Page("pages/hidden_states.py", title="Hidden states", icon=":material/scatter_plot:"),
     "attention": st.Page("pages/attention.py", title="Attention", icon=":material/center_focus_strong:"),
+    "connectivity": st.Page("pages/connectivity.py", title="Connectivity", icon=":material/hub:"),
+    "hello": st.Page("pages/hello.py", title="“hello” step by step", icon=":material/abc:"),
     "training": st.Page("pages/training.py", title="Training & replay", icon=":material/show_chart:"),
     "phase": st.Page("pages/phase.py", title="Phase diagram", icon=":material/grid_on:"),
     "your_model": st.Page("pages/your_model.py", title="Your weights", icon=":material/upload_file:"),

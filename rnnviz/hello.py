@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
@@ -130,4 +131,33 @@ def greedy_steps(model, task, start: str, n: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns(task, hidden))
 
 
-__all__ = ["GreedyStep", "columns", "greedy_step", "greedy_steps", "show_char", "step_table"]
+def weights_frame(model, task) -> pd.DataFrame:
+    """matrix, row, col, row_label, col_label, value: the three matrices of the lecture's picture, layer 0
+    (every time step uses these same numbers):
+
+        W_xh  core.weight_ih_l0  (G*H, in)   columns = characters for a one-hot model, embedding units otherwise
+        W_hh  core.weight_hh_l0  (G*H, H)
+        W_hy  head (out.weight)  (V, D*H)    rows = the characters it scores
+
+    G = 1 (RNN), 4 (LSTM: rows i|f|g|o), 3 (GRU: rows r|z|n); row labels say which gate, e.g. "f[2]"."""
+    _check(model, task)
+    core = model.core
+    H = core.hidden_size
+    gates = {"LSTM": "ifgo", "GRU": "rzn"}.get(core.mode, "h")
+    gate_rows = [f"{g}[{i}]" for g in gates for i in range(H)]
+    chars = [show_char(c) for c in task.itos]
+    W_ih = core.weight_ih_l0.detach()
+    in_labels = chars if W_ih.shape[1] == len(chars) and not isinstance(model.embed, torch.nn.Embedding) \
+        else [f"e[{j}]" for j in range(W_ih.shape[1])]
+    mats = [("W_xh (weight_ih_l0)", W_ih, gate_rows, in_labels),
+            ("W_hh (weight_hh_l0)", core.weight_hh_l0.detach(), gate_rows, [f"h[{j}]" for j in range(H)]),
+            ("W_hy (the head)", model.out.weight.detach(), chars, [f"h[{j}]" for j in range(model.out.in_features)])]
+    parts = []
+    for name, W, rl, cl in mats:
+        r, c = np.indices(W.shape).reshape(2, -1)
+        parts.append(pd.DataFrame({"matrix": name, "row": r, "col": c, "row_label": [rl[i] for i in r],
+                                   "col_label": [cl[j] for j in c], "value": W.double().numpy().reshape(-1)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+__all__ = ["GreedyStep", "columns", "greedy_step", "greedy_steps", "show_char", "step_table", "weights_frame"]

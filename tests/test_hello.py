@@ -136,3 +136,23 @@ def test_rejects_what_it_cannot_read():
     with pytest.raises(ValueError, match="character model"):
         step_table(build_model(ModelConfig(hidden_size=3), task), task, "h")
     assert show_char(" ") == "␣" and show_char("\n") == "↵" and show_char("a") == "a"
+
+
+def test_weights_frame_is_the_modules_weights():
+    from rnnviz.hello import weights_frame
+
+    for cell, one_hot, G in [("rnn_tanh", True, 1), ("lstm", False, 4), ("gru", True, 3)]:
+        tr = _trained(cell, hidden=3, one_hot=one_hot, steps=2)
+        wf = weights_frame(tr.model, tr.task)
+        assert list(wf.columns) == ["matrix", "row", "col", "row_label", "col_label", "value"]
+        for name, W in [("W_xh (weight_ih_l0)", tr.model.core.weight_ih_l0), ("W_hh (weight_hh_l0)",
+                        tr.model.core.weight_hh_l0), ("W_hy (the head)", tr.model.out.weight)]:
+            g = wf[wf.matrix == name]
+            m = np.full(tuple(W.shape), np.nan)
+            m[g.row, g.col] = g.value
+            np.testing.assert_array_equal(m, W.detach().double().numpy())
+        xh = wf[wf.matrix == "W_xh (weight_ih_l0)"]
+        assert len(xh) == G * 3 * (4 if one_hot else tr.model.cfg.embed_dim)
+        assert set(xh.col_label) == ({"e", "h", "l", "o"} if one_hot else {f"e[{j}]" for j in range(16)})
+        assert xh.row_label.iloc[0] == {1: "h[0]", 4: "i[0]", 3: "r[0]"}[G]
+        assert set(wf[wf.matrix == "W_hy (the head)"].row_label) == {"e", "h", "l", "o"}
