@@ -90,9 +90,9 @@ def render(rs):
                "cells compare directly; ÷ row max: where each prediction looks, whatever its size.")
     ui.chart(figures_syllabus.connectivity_heatmaps(cf, scale=scale), key="cn_heat")
 
-    st.markdown("#### How far back the predictions reach")
-    st.caption("The mean of C[t, t − lag] over the predictions that reach lag steps back: the memory of each "
-               "cell as one curve. Geometric decay is a straight line on this log axis.")
+    st.markdown("#### The memory of each cell as one curve")
+    st.caption("The mean of C[t, t − lag] over the predictions that reach lag steps back: a fast fall-off is a "
+               "short memory. Geometric decay is a straight line on this log axis.")
     ui.chart(figures_syllabus.connectivity_reach(rf), key="cn_reach")
 
     st.markdown("#### One prediction, the text coloured by what it depends on")
@@ -105,7 +105,7 @@ def render(rs):
             continue
         vals = (row.connectivity / row.connectivity.max()).fillna(0).tolist()
         target = show_char(str(row.target.iloc[0]))
-        st.markdown(f"**{label}** → predicts `{target}`")
+        st.markdown(f"**{label}** → the next character, to predict: **“{target}”**")
         st.html(figures.text_activation_html(list(row.input.astype(str)), vals))
     ui.downloads({"connectivity": cf, "connectivity_reach": rf}, key="cn")
 

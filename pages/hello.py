@@ -74,12 +74,13 @@ except ValueError as exc:
 st.caption("One row per step. x: the input's one-hot vector; h: the hidden state after reading it (top layer); "
            "z: the logits W_hy h_t + b_y; p: their softmax, which sums to 1; predicted: the character with the "
            "largest p; target: the next character of the text.")
-fmt = {c: st.column_config.NumberColumn(c, format="%.3f") for c in table.columns
-       if c[:2] in ("h[", "z[")}
-fmt.update({c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.2f")
-            for c in table.columns if c.startswith("p[") or c == "p_predicted"})
+fmt = {c: st.column_config.NumberColumn(c, format="%.3f") for c in table.columns if c[:2] in ("h[", "z[", "p[")}
 fmt.update({c: st.column_config.NumberColumn(c, format="%d") for c in table.columns if c.startswith("x[")})
-st.dataframe(table, hide_index=True, column_config=fmt, width="stretch")
+fmt["p_predicted"] = st.column_config.ProgressColumn("p_predicted", min_value=0.0, max_value=1.0, format="%.2f")
+# the answer first (a wide table scrolls sideways), then the vectors in the order they are computed
+order = ["t", "input", "predicted", "p_predicted", "target"] + [c for c in table.columns if c[:2] in ("x[", "h[")] \
+    + [c for c in table.columns if c[:2] in ("z[", "p[")]
+st.dataframe(table, hide_index=True, column_config=fmt, column_order=order, width="stretch")
 ui.chart(figures_syllabus.softmax_steps(table), key="hello_softmax")
 
 st.markdown("#### The weights: one set for every step")
@@ -92,7 +93,10 @@ ui.chart(figures_syllabus.weight_heatmaps(wf), key="hello_weights")
 # -- greedy generation, one character at a time ----------------------------------------------------------------
 st.markdown("#### Generate greedily, one character at a time")
 st.caption("One-to-many: read a character, take the argmax of the softmax as the next character, feed it back "
-           "in with the new state. Press Next to take one step.")
+           "in with the new state. Press Next to take one step."
+           + (" With window T = 4 the model only ever reads “hell”: what it says after an o is a guess it was "
+              "never trained for. With a window of 6 or more it learns to go round: hellohello…"
+              if int(seq_len) == 4 else ""))
 g1, g2, g3 = st.columns([1, 1, 1])
 start = g1.selectbox("Start with", tr.task.itos, index=tr.task.itos.index("h"), key="hello_start")
 gen_key = (id(tr), tr.steps, start)
@@ -119,7 +123,7 @@ gen_df = pd.DataFrame(gen["rows"], columns=hello.columns(tr.task, tr.model.core.
 generated = start + "".join(gen_df["predicted"])
 st.markdown(f"### `{generated}`")
 if len(gen_df):
-    st.dataframe(gen_df, hide_index=True, column_config=fmt, width="stretch")
+    st.dataframe(gen_df, hide_index=True, column_config=fmt, column_order=order, width="stretch")
     ui.chart(figures_syllabus.softmax_steps(gen_df), key="hello_gen_softmax")
 
 with st.expander("The same model in PyTorch: shapes", expanded=False):

@@ -21,10 +21,11 @@ from rnnviz.figures import FONT_SIZE, _empty, _figure, _is_empty, _layout, run_c
 from rnnviz.hello import show_char
 
 SCALES = ("log", "row")
-MAX_TICKS = 48  # per axis of a panel; beyond this every k-th character is labelled
+MAX_TICKS = 130  # characters labelled along the width of a figure (all panels); beyond, every k-th one
 
 
 def _ticks(n: int, panels: int = 1) -> int:
+    """Label every k-th character: every one while n * panels fits in MAX_TICKS (strided text is hard to read)."""
     return max(1, math.ceil(n * panels / MAX_TICKS))
 
 
@@ -81,11 +82,11 @@ def connectivity_heatmaps(cf: pd.DataFrame, scale: str = "log") -> go.Figure:
                      "colorbar": {"title": {"text": "÷ row max", "side": "right"}}}
         note = "each row divided by its maximum; blank: s > t (exactly 0: the future is not read)"
     fig.update_yaxes(autorange="reversed", showgrid=False)
-    tick_font = {"size": FONT_SIZE - (3 if n * len(runs) > 60 else 0), "family": "monospace"}
+    tick_font = {"size": FONT_SIZE - (4 if n * len(runs) > 60 else 0), "family": "monospace"}
     fig.update_xaxes(tickfont=tick_font)
     fig.update_yaxes(tickfont=tick_font)
     fig.update_annotations(font_size=FONT_SIZE + 1)
-    fig = _layout(fig, title, note=note, coloraxis=coloraxis, height=max(480, min(900, 260 + 9 * n)))
+    fig = _layout(fig, title, note=note, coloraxis=coloraxis, height=max(480, min(1100, 300 + 12 * n)))
     fig.layout.margin.t = 130  # title, note, then the panels' titles
     return fig
 

@@ -88,7 +88,7 @@ def test_connectivity_page_draws_the_exact_matrix_per_cell():
     # the reach curve, one line per cell; the coloured text, one per cell; downloads
     reach = [f for f in figures(at) if f["layout"]["title"]["text"].startswith("How far back")]
     assert reach and len(reach[0]["data"]) == 3
-    assert sum(m.value.startswith("**") and "→ predicts" in m.value for m in at.markdown) == 3
+    assert sum(m.value.startswith("**") and "to predict" in m.value for m in at.markdown) == 3
     labels = [b.proto.label for b in at.get("download_button")]
     assert "⬇ connectivity.csv" in labels and "⬇ connectivity_reach.csv" in labels and "⬇ config.json" in labels
 
