@@ -2,19 +2,21 @@
 # # Look inside your own `nn.LSTM` with rnnviz
 #
 # A notebook-style script: the `# %%` lines are cells, so Jupyter (with jupytext), VS Code and PyCharm open it as
-# a notebook; `python examples/notebook_trace.py [OUT_DIR]` runs it top to bottom and writes the figures as
-# HTML into OUT_DIR (a temporary folder by default).
+# a notebook, where every figure shows in place; `python examples/notebook_trace.py [OUT_DIR]` runs it top to
+# bottom as a script and writes the figures as HTML into OUT_DIR (a temporary folder by default).
 #
 # What it shows:
 # 1. `rnnviz.trace` on a model of your own: every hidden state, gate and ‖∂L/∂h_t‖, per time step.
 # 2. `rnnviz.analysis` turns traces into tidy DataFrames, `rnnviz.figures` turns those into plotly figures.
 # 3. Tracing inside your own training loop, to see gradient flow change while the model learns.
+# 4. Connectivity ‖∂f_t/∂e_s‖ of a character model: how far back its predictions reach.
 
 # %%
 import sys
 import tempfile
 from pathlib import Path
 
+import plotly.io as pio
 import torch
 from torch import nn
 
@@ -24,21 +26,48 @@ except ModuleNotFoundError:  # a checkout, not installed: use the repository's c
     _here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
     sys.path.insert(0, str(_here.parent))
     import rnnviz
-from rnnviz import analysis, figures
-from rnnviz.training import Snapshot
+from rnnviz import analysis, connectivity, figures, figures_syllabus
+from rnnviz.models import ModelConfig
+from rnnviz.training import Snapshot, TrainConfig, Trainer
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # small recurrent models: one thread is faster and steadier than several
-OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="rnnviz-example-"))
-OUT.mkdir(parents=True, exist_ok=True)
-IN_NOTEBOOK = "ipykernel" in sys.modules
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, Notebook, VS Code, Colab), whose sys.argv is the kernel's own
+    (`ipykernel_launcher.py -f kernel.json`), not arguments for this script."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in shell.config
+
+
+IN_NOTEBOOK = in_notebook()
+# In a notebook the figures show in place (set OUT = Path("some/folder") to also save HTML copies);
+# as a script they are written to OUT_DIR.
+OUT = None if IN_NOTEBOOK else Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="rnnviz-"))
+_plotlyjs_shown = False
 
 
 def show(fig, name: str) -> None:
-    """Display in a notebook; always save a copy (plotly.js written once, next to the files: works offline)."""
-    fig.write_html(OUT / f"{name}.html", include_plotlyjs="directory")
+    """In a notebook: display in place, as plotly's own bundle (JupyterLab, Notebook 7, VS Code draw it) plus
+    HTML for any other viewer, with plotly.js embedded in the first figure only and nothing fetched from the web.
+    With OUT set: save `name`.html into OUT (plotly.js written once, next to the files: works offline)."""
+    global _plotlyjs_shown
+    if OUT is not None:
+        OUT.mkdir(parents=True, exist_ok=True)
+        fig.write_html(OUT / f"{name}.html", include_plotlyjs="directory")
     if IN_NOTEBOOK:
-        fig.show()
+        from IPython.display import display
+
+        bundle = pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict())
+        bundle["text/html"] = fig.to_html(full_html=False, include_plotlyjs=not _plotlyjs_shown,
+                                          include_mathjax=False)
+        _plotlyjs_shown = True
+        display(bundle, raw=True)
 
 
 # %% [markdown]
@@ -138,5 +167,27 @@ basis = analysis.pca_basis(snaps, layer=1)
 pf = analysis.pca_frame(snaps[-1], basis, layer=1)
 show(figures.pca_trajectories(pf, explained=analysis.explained_variance(snaps[-1], basis, layer=1)), "pca")
 
+# %% [markdown]
+# ## Connectivity: how far back a character model's predictions reach
+# For a model with a prediction at every step (rnnviz's own models: `rnnviz.models.build_model`, or a `Trainer`),
+# `connectivity.connectivity_frames` computes C[t, s] = ‖∂f_t/∂e_s‖ exactly: how strongly the prediction at
+# step t (f_t = the logit of the target character) depends on the input vector e_s read at step s ≤ t. Above the
+# diagonal it is exactly zero (the model never reads the future). Here a tanh RNN and an LSTM, trained side by
+# side on the bundled Shakespeare for 150 steps.
+
 # %%
-print("figures written to", OUT, sorted(p.name for p in OUT.glob("*.html")))
+lms = {label: Trainer(ModelConfig(cell=cell, hidden_size=32), TrainConfig(task="char_lm", seq_len=32, snapshot_every=0))
+       for label, cell in [("RNN (tanh)", "rnn_tanh"), ("LSTM", "lstm")]}
+for lm in lms.values():
+    lm.step(150)
+cf = connectivity.connectivity_frames(lms, example=0)  # run, step, t, s, lag, connectivity, input, target
+reach = connectivity.reach_frame(cf)  # run, lag, connectivity (mean over t), n
+print("text:", repr(lms["LSTM"].task.decode(lms["LSTM"].probe.x[0])))
+print(reach[reach.lag.isin([0, 10, 30])].pivot(index="lag", columns="run", values="connectivity").to_string(
+    float_format="{:.2e}".format))
+show(figures_syllabus.connectivity_heatmaps(cf), "connectivity")
+show(figures_syllabus.connectivity_reach(reach), "connectivity_reach")
+
+# %%
+if OUT is not None:
+    print("figures written to", OUT, sorted(p.name for p in OUT.glob("*.html")))
