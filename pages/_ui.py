@@ -422,6 +422,12 @@ def status(exp: Experiment) -> None:
     replay = snapshot_step()
     if replay is not None:
         parts.append(f"**Replaying** the snapshot at step ≤ {replay} (Training & replay page: back to live)")
+    else:
+        shown = {t.latest.step for t in exp.runs.values() if t.latest is not None}
+        if shown and shown != {t.steps for t in exp.runs.values()}:
+            every = exp.controls.snapshot_every
+            parts.append(f":gray[Charts of h_t, gates and ‖∂L/∂h_t‖ show the snapshot at step {max(shown)} (one every "
+                         f"{every} steps); loss curves are live.]")
     changes = sorted({n for t in exp.runs.values() for n in t.notes() if "(same weights)" in n})
     if changes:
         parts.append(":gray[" + "; ".join(changes[-3:]) + "]")

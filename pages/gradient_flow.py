@@ -31,7 +31,18 @@ def render(rs):
     st.caption("Read it right to left: the loss sits at the last step; each step back multiplies by one "
                "Jacobian. A straight line on this log axis is geometric decay or growth. Dashed: the decay "
                "σ_max(W_hh)^(T−1−t) the recurrent matrix predicts for a tanh RNN.")
-    ui.chart(figures.grad_norm_vs_time(gf, step=step, predicted=pred), key="gf_curve")
+    if st.session_state.get("gf_step0", True) and (step is None or step > 0):
+        now, then = st.columns(2)
+        with now:
+            ui.chart(figures.grad_norm_vs_time(gf, step=step, predicted=pred), key="gf_curve")
+        with then:
+            ui.chart(figures.grad_norm_vs_time(gf, step=0, predicted=analysis.predicted_frames(rs, 0)),
+                     key="gf_curve0")
+    else:
+        ui.chart(figures.grad_norm_vs_time(gf, step=step, predicted=pred), key="gf_curve")
+    st.toggle("Beside it: the same at step 0 (initialisation)", key="gf_step0", value=True,
+              help="Gated cells vanish at initialisation too; training teaches their gates to keep the additive "
+                   "path open. Compare the two.")
 
     table = analysis.decay_table(rs, step)
     if len(table):
