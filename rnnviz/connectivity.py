@@ -103,9 +103,10 @@ def connectivity(model, batch: Batch, output: str = "logit", token: str = "targe
 
 
 def auto_groups(mode: str, T: int) -> int:
-    """The fastest measured number of row ranges: the LSTM's fused kernel gains from shorter copies once
-    T >= 64 (1.2-2.4x); nn.RNN and nn.GRU run step by step on the CPU, where every range adds T steps of
-    per-step overhead, so they run one range (groups=4 measured 1.5-1.7x slower than 1)."""
+    """The number of row ranges that measured fastest (bench/bench_connectivity.py, one thread): the LSTM's
+    fused kernel gains from shorter copies once T >= 64 (4 ranges: 1.3-2.3x faster at hidden >= 64, about even
+    at hidden 32); nn.RNN and nn.GRU run step by step on the CPU, where every range adds up to T steps of
+    per-step overhead, so they run one range (4 ranges measured 1.4-1.6x slower)."""
     return LSTM_GROUPS if mode == "LSTM" and T >= LSTM_GROUPS_FROM else 1
 
 
