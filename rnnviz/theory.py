@@ -144,8 +144,8 @@ def output_shapes(batch: int, time: int, hidden: int, num_layers: int = 1, bidir
         what = "W_xh, H x input" if G == 1 else f"{G} stacked H x input blocks ({rows})"
         deeper = f"; layers above read D*hidden = {D * hidden} inputs" if num_layers > 1 else ""
         out["weight_ih_l0"] = ((G * hidden, input_size), f"input weights of layer 0: {what}{deeper}")
-    out["weight_hh_l0"] = ((G * hidden, hidden),
-                           f"recurrent weights of layer 0: {G} stacked H x H block{'s' if G > 1 else ''} ({rows})")
+    out["weight_hh_l0"] = ((G * hidden, hidden), "recurrent weights of layer 0: "
+                           + ("W_hh, H x H" if G == 1 else f"{G} stacked H x H blocks ({rows})"))
     return out
 
 
