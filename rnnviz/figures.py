@@ -3,16 +3,25 @@
     fig = grad_norm_vs_time(analysis.grad_flow_frames(runs), predicted=analysis.predicted_frames(runs))
     fig.show()
 
-Made for a projector: template "plotly_white", 16 px text, titles that say what is plotted, axis titles
-with symbols and units, one colour per run in every figure (RUN_COLORS, Okabe & Ito's colour-blind-safe
-palette) and colour-blind-safe colour scales (Viridis, Blues, RdBu). Heatmaps are go.Heatmap strided to at
-most MAX_CELLS x MAX_CELLS. Every function returns a figure, with a "no data yet" note on empty input.
+Made for a projector: template "plotly_white"; every chart text (titles, tick labels, axis titles, legends,
+hover labels, colour bars, panel titles) has an explicit size >= 15 px and a dark colour (TEXT, luminance
+0.01), so it also holds under Streamlit's chart theme, which otherwise draws ticks at 12 px in grey;
+`presentation(fig)` enlarges all of it for a lecture hall. Log axes are labelled at decades only. Titles say
+what is plotted, axis titles carry symbols and units. One colour per run in every figure (run_colors, Okabe &
+Ito's colour-blind-safe palette); the layers and directions of one run differ by dash and marker symbol and
+are named in the legend ("LSTM · layer 1, backward"). Colour-blind-safe colour scales (Viridis, Blues, RdBu).
+Charts are HEIGHT px tall with tight margins, so the main chart of a page fits a 1280x800 screen. Heatmaps
+are go.Heatmap strided to at most MAX_CELLS x MAX_CELLS. Every function returns a figure, with a "no data
+yet" note on empty input.
 """
 
 from __future__ import annotations
 
+import functools
 import html
+import json
 import math
+import re
 import zlib
 
 import numpy as np
@@ -23,7 +32,8 @@ from plotly.subplots import make_subplots
 
 # Okabe & Ito (2008): distinguishable with every common colour-vision deficiency
 RUN_COLORS = {"RNN (tanh)": "#D55E00", "RNN (relu)": "#E69F00", "LSTM": "#0072B2", "GRU": "#009E73"}
-FALLBACK_COLORS = ["#CC79A7", "#56B4E9", "#000000", "#882255", "#44AA99", "#999999"]
+# other labels (compared variants of one cell, attention runs): dark enough for a thin line on a projector
+FALLBACK_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#000000", "#882255", "#E69F00"]
 GATE_COLORS = {"input": "#0072B2", "forget": "#D55E00", "cell": "#009E73", "output": "#CC79A7",
                "reset": "#E69F00", "update": "#56B4E9", "new": "#009E73"}
 SIGMOID_GATES = ("input", "forget", "output", "reset", "update")  # [0, 1]; everything else is tanh-like
@@ -36,8 +46,13 @@ ATTENTION_NAMES = {"none": "no attention (fixed context vector)", "bahdanau": "B
 ATTENTION_COLORS = {"none": "#D55E00", "bahdanau": "#009E73", "luong_dot": "#CC79A7", "luong_general": "#0072B2"}
 LABEL_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255"]
 DASHES = ["solid", "dot", "dashdot", "longdashdot", "2px,6px", "12px,4px,2px,4px", "8px,8px", "1px,3px"]
+SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "star", "triangle-down", "pentagon"]
 EMPTY = "no data yet — press Start or Step"
-FONT_SIZE = 16
+FONT_SIZE = 16  # tick labels, axis titles, legends, hover; titles FONT_SIZE + 4, notes FONT_SIZE - 1
+PRESENTATION_FONT_SIZE = 20  # presentation(fig): the same texts, scaled by 20/16
+TEXT = "#1a1a1a"  # every chart text: relative luminance 0.010 on white
+HEIGHT = 400  # px: a page's main chart fits below its status on a 1280x800 screen
+MARKERS_SHOWN = 14  # at most this many markers per line (plotly's marker.maxdisplayed): symbols stay legible
 MAX_CELLS = 300  # heatmaps: at most this many cells along each axis
 ZERO = "exactly 0 (cut by truncation)"
 
@@ -79,23 +94,116 @@ def _figure(*traces) -> go.Figure:
     return fig
 
 
+_AXIS = re.compile(r"[xy]axis\d*")
+
+
+def _font(size: float) -> dict:
+    return {"size": size, "color": TEXT}
+
+
 def _layout(fig: go.Figure, title: str, x: str | None = None, y: str | None = None, note: str | None = None,
             **kw) -> go.Figure:
-    """Title (+ note as subtitle), projector-sized fonts, axis titles; `kw`: more layout, merged in."""
-    t = {"text": title, "font": {"size": FONT_SIZE + 4}}
+    """Title (+ note as subtitle), projector-sized dark fonts on every text, axis titles, HEIGHT px and tight
+    margins (axes, legend and colour bars push them as far as they need); `kw`: more layout, merged in.
+
+    Every text gets its size and colour explicitly: Streamlit's chart theme writes its own (12 px, grey) into
+    the template, which only explicit values override."""
+    size = FONT_SIZE
+    t = {"text": title, "font": _font(size + 4)}
     if note:
-        t["subtitle"] = {"text": note, "font": {"size": FONT_SIZE - 1}}
-    base = {"title": t, "font": {"size": FONT_SIZE}, "hoverlabel": {"font": {"size": FONT_SIZE}},
-            "legend": {"font": {"size": FONT_SIZE}}, "margin": {"t": 100 if note else 70}}
+        t["subtitle"] = {"text": note, "font": _font(size - 1)}
+    base = {"title": t, "font": _font(size), "hoverlabel": {"font": _font(size), "bgcolor": "white"},
+            "legend": {"font": _font(size)}, "margin": {"t": 80 if note else 50, "b": 10, "l": 10, "r": 10},
+            "height": HEIGHT}
     for k, v in base.items():  # plain nested values: assignment gives what update_layout gives, at 1/7 of the cost
         fig.layout[k] = v
     if kw:  # anything else (colour scales by name, magic_underscores) needs update_layout's coercion
         fig.update_layout(**kw)
-    if x is not None:
-        fig.update_xaxes(title_text=x)
-    if y is not None:
-        fig.update_yaxes(title_text=y)
+    # the rest is assigned too, each axis / colour axis once, merged with what it has (as update_layout would);
+    # a new font dict each time: plotly keeps the dicts it is given, so a shared one would change in many places
+    props = fig.layout._props
+    for k in sorted({"xaxis", "yaxis"} | {k for k in props if _AXIS.fullmatch(k)}):
+        cur = props.get(k, {})
+        t = {**cur.get("title", {}), "font": _font(size)}
+        if (x if k[0] == "x" else y) is not None:
+            t["text"] = x if k[0] == "x" else y
+        fig.layout[k] = {**cur, "tickfont": _font(size), "title": t, "automargin": True}
+    for k in [k for k in props if k.startswith("coloraxis")]:
+        cur = props[k]
+        fig.layout[k] = {**cur, "colorbar": _bar_fonts(cur.get("colorbar", {}), size)}
+    for tr in fig.data:
+        if tr.type == "heatmap":
+            tr.colorbar = _bar_fonts(tr.colorbar.to_plotly_json(), size)
+    if props.get("annotations"):  # subplot titles
+        fig.layout.annotations = [{**a, "font": {**a.get("font", {}), **_font(size)}} for a in props["annotations"]]
     return fig
+
+
+def _bar_fonts(cb: dict, size: float) -> dict:
+    return {**cb, "tickfont": _font(size), "title": {**cb.get("title", {}), "font": _font(size)}}
+
+
+def presentation(fig: go.Figure, size: float = PRESENTATION_FONT_SIZE) -> go.Figure:
+    """For a projector: every text of a figure from this module (titles, notes, ticks, axis titles, legends,
+    hover labels, colour bars, panel titles, text on lines) scaled by size / FONT_SIZE (20 / 16 by default), and
+    the top margin with them (it holds the title). The height stays: the page decides it.
+
+    Restyles `fig` itself and returns it: copying a figure costs more than building one, and every function
+    here builds a new one. Calling it again on the same figure changes nothing (the scale is kept in
+    layout.meta)."""
+    meta = fig.layout.meta if isinstance(fig.layout.meta, dict) else {}
+    f = size / (FONT_SIZE * meta.get("rnnviz_text_scale", 1.0))
+    if f == 1:
+        return fig
+    for k, v in list(fig.layout._props.items()):  # the properties that are set (not the 90 valid names)
+        if k != "template" and isinstance(v, dict | list) and (new := _scale_fonts({k: v}, f)[k]) != v:
+            fig.layout[k] = new
+    if fig.layout.margin.t is not None:
+        fig.layout.margin.t = round(fig.layout.margin.t * f)
+    for tr in fig.data:
+        for prop in ("textfont", "colorbar"):
+            if prop in tr and (v := tr._props.get(prop)) and (new := _scale_fonts({prop: v}, f)[prop]) != v:
+                tr[prop] = new
+    fig.layout.meta = {**meta, "rnnviz_text_scale": size / FONT_SIZE}
+    return fig
+
+
+def _scale_fonts(d, f: float):
+    """A copy of a plotly property value (nested dicts and lists) with the size of every font in it (a dict
+    under a key that names a font: font, tickfont, textfont, ...) multiplied by f."""
+    if isinstance(d, dict):
+        return {k: {**v, "size": v["size"] * f} if "font" in k and isinstance(v, dict)
+                and isinstance(v.get("size"), int | float) else _scale_fonts(v, f) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_scale_fonts(v, f) for v in d]
+    return d
+
+
+def _decades(lo: float, hi: float) -> tuple[float, float]:
+    """A log10 axis range around [lo, hi] (log10 units): padded by 5 % (at least 0.1 decade), and widened to
+    the decades around it when fewer than two decade labels would fall inside."""
+    pad = max(0.05 * (hi - lo), 0.1)
+    lo, hi = lo - pad, hi + pad
+    if math.floor(hi) - math.ceil(lo) < 1:
+        lo, hi = math.floor(lo), math.ceil(hi)
+        if hi - lo < 1:
+            lo, hi = lo - 1, hi + 1
+    return lo, hi
+
+
+def _log_bounds(*arrays) -> tuple[float, float]:
+    """log10 of the smallest and largest positive finite value in the arrays ((-1, 0) if there is none)."""
+    v = np.concatenate([_positive(np.ravel(a)) for a in arrays]) if arrays else np.array([])
+    v = v[np.isfinite(v)]
+    return (math.log10(v.min()), math.log10(v.max())) if len(v) else (-1.0, 0.0)
+
+
+def _log_axis(fig: go.Figure, rng: tuple[float, float], axis: str = "yaxis") -> None:
+    """A log axis over rng (log10 units, from _decades) labelled at decades only (1, 10⁻³, ...): one label
+    per decade, or per k decades when the range spans more than eight."""
+    lo, hi = rng
+    fig.layout[axis] = {**fig.layout._props.get(axis, {}), "type": "log", "range": [lo, hi], "tick0": 0,
+                        "dtick": max(1, math.ceil((hi - lo) / 8)), "exponentformat": "power"}
 
 
 def _empty(title: str, x: str | None = None, y: str | None = None) -> go.Figure:
@@ -112,12 +220,49 @@ def _is_empty(df) -> bool:
 
 
 def _grid(df: pd.DataFrame, row: str, col: str, value: str):
-    """Pivot to a matrix strided to <= MAX_CELLS per axis: (rows (R,), cols (C,), z (R, C))."""
-    m = df.pivot_table(index=row, columns=col, values=value, aggfunc="mean", dropna=False).sort_index()
-    m = m[sorted(m.columns)]
-    sr, sc = max(1, math.ceil(m.shape[0] / MAX_CELLS)), max(1, math.ceil(m.shape[1] / MAX_CELLS))
-    m = m.iloc[::sr, ::sc]
-    return m.index.to_numpy(), m.columns.to_numpy(), m.to_numpy(dtype=np.float64)
+    """Pivot to a matrix strided to <= MAX_CELLS per axis: (rows (R,), cols (C,), z (R, C)), rows and columns
+    sorted, z the mean of each (row, col)'s non-NaN values, NaN where there is none: what
+    df.pivot_table(index=row, columns=col, values=value, aggfunc="mean", dropna=False) gives, at a fraction
+    of its cost (a live page pivots several frames per tick)."""
+    rows, ri = np.unique(df[row].to_numpy(), return_inverse=True)
+    cols, ci = np.unique(df[col].to_numpy(), return_inverse=True)
+    v = df[value].to_numpy(dtype=np.float64)
+    ok = ~np.isnan(v)
+    total, count = np.zeros((len(rows), len(cols))), np.zeros((len(rows), len(cols)))
+    np.add.at(total, (ri[ok], ci[ok]), v[ok])
+    np.add.at(count, (ri[ok], ci[ok]), 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    sr, sc = max(1, math.ceil(len(rows) / MAX_CELLS)), max(1, math.ceil(len(cols) / MAX_CELLS))
+    return rows[::sr], cols[::sc], z[::sr, ::sc]
+
+
+def _axis_id(letter: str, i: int) -> str:
+    """The axis a trace in panel i (0-based, row by row) refers to: "x", "x2", ... as make_subplots names them."""
+    return letter if i == 0 else f"{letter}{i + 1}"
+
+
+@functools.lru_cache(maxsize=32)
+def _panel_layout(rows: int, cols: int, horizontal_spacing: float, vertical_spacing: float) -> str:
+    """The layout make_subplots builds for a rows x cols grid with a title per panel (placeholders), as JSON:
+    building it is a third of a small-multiples figure's cost, and it depends only on these four numbers."""
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"_panel{i}" for i in range(rows * cols)],
+                        horizontal_spacing=horizontal_spacing, vertical_spacing=vertical_spacing,
+                        figure=go.Figure(layout={"template": {}}))
+    lay = fig.layout.to_plotly_json()
+    lay.pop("template", None)
+    return json.dumps(lay)
+
+
+def _panels(rows: int, cols: int, titles: list[str], horizontal_spacing: float, vertical_spacing: float):
+    """make_subplots(figure=_figure(), rows, cols, subplot_titles=titles, ...) from a cached layout: the same
+    figure (tested), without row/col bookkeeping: traces name their axes (_axis_id)."""
+    lay = json.loads(_panel_layout(rows, cols, horizontal_spacing, vertical_spacing))
+    lay["annotations"] = [{**a, "text": t} for a, t in zip(lay["annotations"], titles, strict=False) if t]
+    fig = _figure()
+    for k, v in lay.items():
+        fig.layout[k] = v
+    return fig
 
 
 def _positive(y) -> np.ndarray:
@@ -130,7 +275,7 @@ def _hline(fig: go.Figure, x, y: float, name: str, color: str = "#333333", dash:
     """A labelled horizontal line across x as a trace (shows in the legend, correct on log axes)."""
     x0, x1 = float(np.nanmin(x)), float(np.nanmax(x))
     fig.add_trace(go.Scatter(x=[x0, x1], y=[y, y], mode="lines+text", text=[name, ""], textposition="top right",
-                             line={"color": color, "dash": dash, "width": 2}, name=name,
+                             textfont=_font(FONT_SIZE), line={"color": color, "dash": dash, "width": 2}, name=name,
                              hovertemplate=f"{name}: {y:.4g}<extra></extra>"))
 
 
@@ -143,15 +288,27 @@ def _rolling(y: pd.Series) -> tuple[pd.Series, int]:
 # Gradient flow
 
 
-def grad_norm_vs_time(gf: pd.DataFrame, step: int | None = None, predicted: pd.DataFrame | None = None) -> go.Figure:
-    """||dL/dh_t|| against t on a log axis, one line per (run, layer, direction), for each run's snapshot at
-    the largest step <= `step` (the latest if None; the earliest if all are later).
+def _direction_name(layer: int, d: int, L: int, D: int) -> str:
+    """"layer 1, backward" for one line of a multi-layer / bidirectional module ("" for a single one).
+    Layers count from 0, as PyTorch's weight names (weight_hh_l0) and the pages' layer pickers do."""
+    parts = ([f"layer {layer}"] if L > 1 else []) + ([("forward", "backward")[d]] if D > 1 else [])
+    return ", ".join(parts)
 
-    gf: run, step, layer, direction, t, grad_norm (analysis.grad_flow_frames). predicted: run, t, bound
-    (analysis.predicted_frames), drawn dashed in the run's colour. Exact zeros (no gradient path: a
-    truncation cut) cannot sit on a log axis: the line breaks there and x markers sit in a row per line at a
-    floor three decades below the smallest positive value (rows a quarter decade apart so runs do not hide
-    each other), hover "exactly 0 (cut by truncation)".
+
+def grad_norm_vs_time(gf: pd.DataFrame, step: int | None = None, predicted: pd.DataFrame | None = None,
+                      now: int | None = None) -> go.Figure:
+    """||dL/dh_t|| against t on a log axis labelled at decades, one line per (run, layer, direction), for each
+    run's snapshot at the largest step <= `step` (the latest if None; the earliest if all are later).
+
+    gf: run, step, layer, direction, t, grad_norm (analysis.grad_flow_frames). Colour = run; the layers and
+    directions of one run differ by dash and marker symbol, named in the legend ("LSTM · layer 1, backward").
+    predicted: run, t, bound (analysis.predicted_frames), drawn dashed in the run's colour; the y range comes
+    from the measured values only, so a prediction far above or below them is cut at the plot's edge (the
+    note says so) instead of squeezing the measured lines. Exact zeros (no gradient path: a truncation cut)
+    cannot sit on a log axis: the line breaks there and x markers sit in a row per line at a floor three
+    decades below the smallest positive value (rows a quarter decade apart so runs do not hide each other),
+    hover "exactly 0 (cut by truncation)". now: the training step the runs are at; when the snapshot shown is
+    older, the note says so (snapshots are taken every few steps).
     """
     title, xt, yt = "‖∂L/∂h_t‖ at each time step", "time step t", "‖∂L/∂h_t‖ (log scale)"
     if _is_empty(gf):
@@ -172,11 +329,13 @@ def grad_norm_vs_time(gf: pd.DataFrame, step: int | None = None, predicted: pd.D
         L, D = g["layer"].max() + 1, g["direction"].max() + 1
         for (layer, d), gg in g.groupby(["layer", "direction"]):
             gg = gg.sort_values("t")
-            name = run + (f" · layer {layer}" if L > 1 else "") + (" · reverse" if d else "")
+            k = (layer * D + d) % len(DASHES)
+            name = run + (f" · {_direction_name(layer, d, L, D)}" if L * D > 1 else "")
             t, y = gg["t"].to_numpy(), gg["grad_norm"].to_numpy(dtype=np.float64)
             fig.add_trace(go.Scatter(
-                x=t, y=_positive(y), mode="lines+markers" if len(t) <= 60 else "lines", name=name,
-                legendgroup=name, line={"color": colors[run], "width": 3, "dash": DASHES[(layer * D + d) % 8]},
+                x=t, y=_positive(y), mode="lines+markers", name=name, legendgroup=name,
+                line={"color": colors[run], "width": 3, "dash": DASHES[k]},
+                marker={"symbol": SYMBOLS[k], "size": 9, "color": colors[run], "maxdisplayed": MARKERS_SHOWN},
                 hovertemplate=f"{name}<br>t = %{{x}}<br>‖∂L/∂h_t‖ = %{{y:.3e}}<extra></extra>"))
             z = t[y == 0]
             if len(z):
@@ -187,6 +346,8 @@ def grad_norm_vs_time(gf: pd.DataFrame, step: int | None = None, predicted: pd.D
                 n_zero += 1
     lo = math.log10(floor) - 0.25 * max(n_zero - 1, 0) if n_zero or not len(pos) else math.log10(pos.min())
     hi = math.log10(pos.max() if len(pos) else 1.0)
+    rng = _decades(lo, hi)  # from the measured values (and the zeros' row) only
+    cut = False
     if not _is_empty(predicted):
         for run, p in predicted.groupby("run", sort=False):
             p = p.sort_values("t")
@@ -194,18 +355,22 @@ def grad_norm_vs_time(gf: pd.DataFrame, step: int | None = None, predicted: pd.D
             fig.add_trace(go.Scatter(
                 x=p["t"], y=y, mode="lines", name=f"{run}: predicted σ_max^(T−1−t)",
                 line={"color": colors.get(run, run_colors([run])[run]), "dash": "dash", "width": 2},
-                hovertemplate="t = %{x}<br>σ_max^(T−1−t)·‖∂L/∂h_{T−1}‖ = %{y:.3e}<extra></extra>"))
+                hovertemplate=f"{run}: predicted<br>t = %{{x}}<br>σ_max^(T−1−t)·‖∂L/∂h_{{T−1}}‖ = %{{y:.3e}}"
+                              "<extra></extra>"))
             ok = y[np.isfinite(y)]
-            if len(ok):  # widen the axis for the prediction, by at most 3 decades each way
-                lo = min(lo, max(math.log10(ok.min()), lo - 3))
-                hi = max(hi, min(math.log10(ok.max()), hi + 3))
+            cut |= bool(len(ok)) and (ok.min() < 10 ** rng[0] or ok.max() > 10 ** rng[1])
     at = set(steps.values())
     title += f" — snapshot at step {at.pop()}" if len(at) == 1 else " — snapshots at steps " + \
         ", ".join(f"{r}: {s}" for r, s in steps.items())
-    note = "the loss is at the last step: read right to left" + \
-        ("; × at the bottom: exactly 0 (cut by truncation)" if n_zero else "")
-    fig = _layout(fig, title, xt, yt, note=note)
-    fig.update_yaxes(type="log", range=[lo - 0.3, hi + 0.3], exponentformat="power")
+    notes = ["the loss is at the last step: read right to left"]
+    if n_zero:
+        notes.append("× at the bottom: exactly 0 (cut by truncation)")
+    if cut:
+        notes.append("dashed prediction cut at the plot's edge")
+    if now is not None and step is None and any(s < now for s in steps.values()):
+        notes.append(f"training is at step {now}: the latest snapshot is older (taken every few steps)")
+    fig = _layout(fig, title, xt, yt, note=" · ".join(notes))
+    _log_axis(fig, rng)
     return fig
 
 
@@ -227,7 +392,7 @@ def grad_flow_heatmap(gf: pd.DataFrame, run: str | None = None, layer: int = 0, 
         hovertemplate="step %{y}, t = %{x}<br>‖∂L/∂h_t‖ = %{customdata:.3e}<extra></extra>"))
     name = f"{run}" + (f", layer {layer}" if layer else "") + (", reverse" if direction else "")
     note = "blank cells: exactly 0 (cut by truncation)" if (z == 0).any() else None
-    return _layout(fig, str(name), xt, yt, note=note or "log10 ‖∂L/∂h_t‖ per snapshot")
+    return _layout(fig, str(name), xt, yt, note=note or "log10 ‖∂L/∂h_t‖ per snapshot", height=HEIGHT - 60)
 
 
 def global_grad_norm(hist: pd.DataFrame, clip: float | None = None) -> go.Figure:
@@ -241,17 +406,18 @@ def global_grad_norm(hist: pd.DataFrame, clip: float | None = None) -> go.Figure
     for run, h in hist.groupby("run", sort=False):
         fig.add_trace(go.Scatter(x=h["step"], y=_positive(h["grad_norm"]), mode="lines", name=f"{run}: before clipping",
                                  line={"color": colors[run], "width": 2}, legendgroup=run,
-                                 hovertemplate="step %{x}<br>‖g‖ = %{y:.3e}<extra></extra>"))
+                                 hovertemplate=f"{run}<br>step %{{x}}<br>‖g‖ = %{{y:.3e}}<extra></extra>"))
         if clip:
             fig.add_trace(go.Scatter(x=h["step"], y=_positive(h["grad_norm_clipped"]), mode="lines",
                                      name=f"{run}: after clipping", legendgroup=run,
                                      line={"color": colors[run], "width": 3, "dash": "dot"},
-                                     hovertemplate="step %{x}<br>clipped ‖g‖ = %{y:.3e}<extra></extra>"))
+                                     hovertemplate=f"{run}<br>step %{{x}}<br>clipped ‖g‖ = %{{y:.3e}}<extra></extra>"))
     if clip:
         _hline(fig, hist["step"], float(clip), f"clip threshold {clip:g}")
     note = "if ‖g‖ ≥ threshold: g ← threshold · g / ‖g‖ (Pascanu et al. 2013)" if clip else "no clipping"
     fig = _layout(fig, title, xt, yt, note=note)
-    fig.update_yaxes(type="log", exponentformat="power")
+    cols = ["grad_norm"] + (["grad_norm_clipped"] if clip else [])
+    _log_axis(fig, _decades(*_log_bounds(hist[cols].to_numpy(dtype=np.float64), [clip or np.nan])))
     return fig
 
 
@@ -280,17 +446,20 @@ def loss_curves(hist: pd.DataFrame, metric: bool = False) -> go.Figure:
         smooth, w = _rolling(y)
         fig.add_trace(go.Scatter(x=h["step"], y=_positive(y) if log else y, mode="lines", name=f"{run} (each step)",
                                  line={"color": colors[run], "width": 1}, opacity=0.35, legendgroup=run,
-                                 showlegend=False, hovertemplate=f"step %{{x}}<br>{name} = %{{y:.4g}}<extra></extra>"))
+                                 showlegend=False,
+                                 hovertemplate=f"{run}<br>step %{{x}}<br>{name} = %{{y:.4g}}<extra></extra>"))
         fig.add_trace(go.Scatter(x=h["step"], y=_positive(smooth) if log else smooth, mode="lines", name=run,
                                  line={"color": colors[run], "width": 3}, legendgroup=run,
-                                 hovertemplate=f"step %{{x}}<br>{name} (mean of {w}) = %{{y:.4g}}<extra></extra>"))
+                                 hovertemplate=f"{run}<br>step %{{x}}<br>{name} (mean of {w}) = %{{y:.4g}}"
+                                               "<extra></extra>"))
     base = hist["baseline"].dropna() if "baseline" in hist else pd.Series(dtype=float)
     if (not metric or name == "mse") and len(base):
         _hline(fig, hist["step"], float(base.iloc[0]), "trivial baseline")
     fig = _layout(fig, title, xt, yt, note="thin: every step · thick: " + (f"rolling mean over {w} steps" if w > 1
                                                                              else "the same (too few steps to smooth)"))
     if log:
-        fig.update_yaxes(type="log", exponentformat="power")
+        _log_axis(fig, _decades(*_log_bounds(hist[col].to_numpy(dtype=np.float64),
+                                             base.to_numpy(dtype=np.float64)[:1] if len(base) else [])))
     else:
         fig.update_yaxes(range=[0, 1.02])
     return fig
@@ -309,13 +478,15 @@ def layer_grad_norms(lg: pd.DataFrame) -> go.Figure:
     fig = _figure()
     for (run, group), g in lg.groupby(["run", "group"], sort=False):
         i = groups.index(group)
-        line = {"color": palette[i % len(palette)], "width": 3} if len(runs) == 1 else \
-            {"color": colors[run], "width": 2, "dash": DASHES[i % len(DASHES)]}
+        c = palette[i % len(palette)] if len(runs) == 1 else colors[run]
+        line = {"color": c, "width": 3} if len(runs) == 1 else {"color": c, "width": 2, "dash": DASHES[i % len(DASHES)]}
+        marker = {"symbol": SYMBOLS[i % len(SYMBOLS)], "size": 8, "color": c, "maxdisplayed": MARKERS_SHOWN}
         name = group if len(runs) == 1 else f"{run} · {group}"
-        fig.add_trace(go.Scatter(x=g["step"], y=_positive(g["grad_norm"]), mode="lines", name=name, line=line,
+        fig.add_trace(go.Scatter(x=g["step"], y=_positive(g["grad_norm"]), mode="lines+markers", name=name,
+                                 line=line, marker=marker,
                                  hovertemplate=f"{name}<br>step %{{x}}<br>‖∂L/∂θ‖ = %{{y:.3e}}<extra></extra>"))
     fig = _layout(fig, title + " (before clipping)", xt, yt)
-    fig.update_yaxes(type="log", exponentformat="power")
+    _log_axis(fig, _decades(*_log_bounds(lg["grad_norm"].to_numpy(dtype=np.float64))))
     return fig
 
 
@@ -336,27 +507,30 @@ def gate_heatmaps(gf_frame: pd.DataFrame) -> go.Figure:
     parts = dict(list(gf_frame.groupby("gate", sort=False)))
     titles = [GATE_TITLES.get(g, g) + (" (colour clipped at ±1)" if g not in SIGMOID_GATES
                                        and parts[g]["value"].abs().max() > 1 else "") for g in gates]
-    fig = make_subplots(figure=_figure(), rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08,
-                        vertical_spacing=0.16 if rows > 1 else 0.1)
+    fig = _panels(rows, cols, titles, horizontal_spacing=0.07, vertical_spacing=0.22 if rows > 1 else 0.1)
     for i, g in enumerate(gates):
         units, ts, z = _grid(parts[g], "unit", "t", "value")  # z (H, T)
         sig = g in SIGMOID_GATES
         fig.add_trace(go.Heatmap(x=ts, y=units, z=z, coloraxis="coloraxis" if sig else "coloraxis2",
-                                 name=GATE_TITLES.get(g, g),
+                                 name=GATE_TITLES.get(g, g), xaxis=_axis_id("x", i), yaxis=_axis_id("y", i),
                                  hovertemplate=f"{GATE_TITLES.get(g, g)}<br>t = %{{x}}, unit %{{y}}<br>"
-                                               "value = %{z:.3f}<extra></extra>"),
-                      row=i // cols + 1, col=i % cols + 1)
+                                               "value = %{z:.3f}<extra></extra>"))
     has_sig = any(g in SIGMOID_GATES for g in gates)
     has_tanh = any(g not in SIGMOID_GATES for g in gates)
     both = has_sig and has_tanh
-    fig = _layout(fig, title, xt, yt, height=140 + 280 * rows,
+    fig = _layout(fig, title, height=(HEIGHT + 40) if rows == 2 else 120 + 160 * rows,
                   coloraxis={"colorscale": "Blues", "cmin": 0, "cmax": 1, "showscale": has_sig,
-                             "colorbar": {"title": {"text": "sigmoid"}, "y": 0.78 if both else 0.5,
-                                          "len": 0.45 if both else 0.9}},
+                             "colorbar": {"title": {"text": "sigmoid", "side": "right"}, "y": 0.8 if both else 0.5,
+                                          "len": 0.4 if both else 0.9}},
                   coloraxis2={"colorscale": "RdBu", "cmin": -1, "cmax": 1, "showscale": has_tanh,
-                              "colorbar": {"title": {"text": "tanh"}, "y": 0.22 if both else 0.5,
-                                           "len": 0.45 if both else 0.9}})
-    fig.update_annotations(font_size=FONT_SIZE)
+                              "colorbar": {"title": {"text": "tanh", "side": "right"}, "y": 0.2 if both else 0.5,
+                                           "len": 0.4 if both else 0.9}},
+                  margin={"t": 80})
+    for i in range(rows * cols):  # axis titles on the bottom row and the first column: none between panels
+        if i >= (rows - 1) * cols:
+            fig.layout[_axis_id("x", i).replace("x", "xaxis")].title.text = xt
+        if i % cols == 0:
+            fig.layout[_axis_id("y", i).replace("y", "yaxis")].title.text = yt
     return fig
 
 
@@ -433,8 +607,10 @@ def pca_trajectories(pf: pd.DataFrame, dims: int = 2, color: str = "t", explaine
                   coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": max(T, 1), "showscale": color == "t",
                              "colorbar": {"title": {"text": "time step t"}}})
     if dims == 3:
-        fig.update_layout(scene={"xaxis_title": axes[0], "yaxis_title": axes[1], "zaxis_title": axes[2]},
-                          height=650)
+        fig.update_layout(scene={f"{c}axis": {"tickfont": _font(FONT_SIZE),
+                                              "title": {"text": axes[i], "font": _font(FONT_SIZE)}}
+                                 for i, c in enumerate("xyz")},
+                          height=HEIGHT + 60, margin={"b": 0, "l": 0, "r": 0})
     else:
         fig.update_xaxes(title_text=axes[0])
         fig.update_yaxes(title_text=axes[1])
@@ -466,17 +642,29 @@ def _rdbu(v: float) -> tuple[str, str]:
     return f"rgb({r},{g},{b})", ("#fff" if a > 0.6 else "#000")
 
 
+# text blocks: newlines kept, lines wrap at the container's width, at spaces or inside a word longer than a line
+WRAP_STYLE = ("font-family:monospace;font-size:18px;line-height:1.9;white-space:pre-wrap;overflow-wrap:anywhere;"
+              "max-width:100%;color:" + TEXT)
+
+
 def text_activation_html(chars: list[str], values: list[float]) -> str:
     """HTML: each character on a background coloured by its value in [-1, 1] (red -1, white 0, blue +1),
-    the value in its tooltip. Characters are escaped (html.escape); a newline shows as ↵ and breaks the line."""
+    the value in its tooltip. Characters are escaped (html.escape); a newline shows as ↵ and breaks the line;
+    a long line wraps at the container's width, at any character (each one is its own span)."""
     spans = []
     for ch, v in zip(chars, values, strict=False):
         bg, fg = _rdbu(float(v))
         s = "↵" if ch == "\n" else html.escape(ch)
         spans.append(f'<span title="{float(v):.3f}" style="background-color:{bg};color:{fg}">{s}</span>'
                      + ("\n" if ch == "\n" else ""))
-    return ('<div style="font-family:monospace;font-size:18px;line-height:1.9;white-space:pre-wrap;'
-            'word-break:break-all">' + "".join(spans) + "</div>")
+    return f'<div style="{WRAP_STYLE};word-break:break-all">' + "".join(spans) + "</div>"
+
+
+def sample_html(sampled: str, prefix: str = "") -> str:
+    """HTML for text a model generated: the prefix it was given in bold, then its sample; escaped, monospace,
+    newlines kept, wrapping at the container's width (WRAP_STYLE) however long its lines or words."""
+    head = f"<b>{html.escape(prefix)}</b>" if prefix else ""
+    return f'<div style="{WRAP_STYLE}">' + head + html.escape(sampled) + "</div>"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -613,18 +801,19 @@ def phase_diagram(df: pd.DataFrame, cell: str | None = None, clip: float = 10.0,
     fig = _layout(fig, title, note=note,
                   coloraxis={"colorscale": "RdBu_r", "cmin": -clip, "cmax": clip, "cmid": 0,
                              "colorbar": {"title": {"text": "log10 ‖∂L/∂h_0‖ / ‖∂L/∂h_{T−1}‖", "side": "right"}}},
-                  legend={"orientation": "h", "y": -0.25, "font": {"size": FONT_SIZE}}, showlegend=True,
-                  margin={"t": 130, "b": 120})
+                  legend={"orientation": "h", "y": -0.2, "font": _font(FONT_SIZE)}, showlegend=True,
+                  margin={"t": 110, "b": 10})
     every = max(1, len(ys) // 10)  # at most ~10 labels: readable from the back of a lecture hall
     fig.update_yaxes(tickvals=np.arange(len(ys))[::every], ticktext=[f"{v:g}" for v in ys][::every])
     fig.update_yaxes(title_text=yt, row=1, col=1)
-    fig.update_layout(height=620)
-    fig.update_annotations(font_size=FONT_SIZE)
+    fig.update_layout(height=HEIGHT + 160)
+    fig.update_annotations(font=_font(FONT_SIZE))
     return fig
 
 
 __all__ = [
     "FALLBACK_COLORS", "GATE_COLORS", "RUN_COLORS", "accuracy_vs_length", "attention_heatmap", "gate_heatmaps",
     "gate_saturation", "global_grad_norm", "grad_flow_heatmap", "grad_norm_vs_time", "layer_grad_norms",
-    "loss_curves", "pca_trajectories", "phase_diagram", "run_colors", "text_activation_html", "unit_heatmap",
+    "loss_curves", "pca_trajectories", "phase_diagram", "presentation", "run_colors", "sample_html",
+    "text_activation_html", "unit_heatmap",
 ]

@@ -1,4 +1,9 @@
-"""rnnviz.figures on small hand-made tidy frames: trace counts and types, axes, empty inputs, downsampling."""
+"""rnnviz.figures on small hand-made tidy frames: trace counts and types, axes, empty inputs, downsampling;
+projector legibility read off the figure objects (every text's size and colour, decade-only log axes, the
+prediction cut at the measured range, heights, presentation mode) and the wrapping of text blocks."""
+
+import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -51,12 +56,83 @@ def _att(T_out=4, T_in=5):
     return pd.DataFrame([{"dec": i, "enc": j, "weight": w[i, j]} for i in range(T_out) for j in range(T_in)])
 
 
-def _projector_ready(fig):
+def luminance(color: str) -> float:
+    """WCAG relative luminance of "#rrggbb" / "#rgb" / "rgb(r, g, b)" (0 black, 1 white)."""
+    if color.startswith("#"):
+        h = color[1:]
+        h = "".join(c * 2 for c in h) if len(h) == 3 else h
+        rgb = [int(h[i:i + 2], 16) for i in (0, 2, 4)]
+    else:
+        rgb = [int(v) for v in re.findall(r"\d+", color)[:3]]
+    lin = [(c / 255) / 12.92 if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def fonts(fig):
+    """(path, font dict) of every font a figure sets: the layout (not the template) and the traces' text and
+    colour bars."""
+    out = []
+
+    def walk(d, path):
+        if isinstance(d, dict):
+            for k, v in d.items():
+                if "font" in k and isinstance(v, dict):
+                    out.append((f"{path}.{k}", v))
+                else:
+                    walk(v, f"{path}.{k}")
+        elif isinstance(d, list | tuple):
+            for i, v in enumerate(d):
+                walk(v, f"{path}[{i}]")
+
+    lay = fig.layout.to_plotly_json()
+    lay.pop("template", None)
+    walk(lay, "layout")
+    for i, tr in enumerate(fig.to_plotly_json()["data"]):
+        walk({k: v for k, v in tr.items() if k in ("textfont", "colorbar")}, f"data[{i}]")
+    return out
+
+
+def axes(fig):
+    lay = fig.layout.to_plotly_json()
+    return {k: v for k, v in lay.items() if re.fullmatch(r"[xy]axis\d*", k)}
+
+
+def _projector_ready(fig, min_px=14):
+    """What a lecture hall needs, read off the figure: every text has an explicit size >= min_px and a dark
+    colour (luminance <= 0.45), also under Streamlit's chart theme (which fills in 12 px grey wherever the
+    figure leaves a text unset): each axis's tick labels and title, colour bars, panel titles, legend, hover.
+    The title is larger than the tick labels."""
     assert isinstance(fig, go.Figure)
     assert fig.layout.font.size >= 16
     assert fig.layout.title.text
     assert fig.layout.template.layout.paper_bgcolor == "white"  # plotly_white
+    for path, f in fonts(fig):
+        assert f.get("size", 0) >= min_px, f"{path}: {f}"
+        assert "color" in f and luminance(f["color"]) <= 0.45, f"{path}: {f}"
+    for name, ax in axes(fig).items():
+        for key in ("tickfont", "title"):
+            f = ax[key] if key == "tickfont" else ax["title"]["font"]
+            assert f["size"] >= min_px and luminance(f["color"]) <= 0.45, (name, key, f)
+    for k in ("legend", "hoverlabel"):
+        f = fig.layout[k].font
+        assert f.size >= min_px and luminance(f.color) <= 0.45, k
+    for i, tr in enumerate(fig.data):
+        if tr.type == "heatmap":
+            assert tr.colorbar.tickfont.size >= min_px and tr.colorbar.title.font.size >= min_px, i
+    assert fig.layout.title.font.size > fig.layout.xaxis.tickfont.size
     fig.to_json()  # serialisable, as Streamlit needs
+
+
+def decade_only(fig, axis="yaxis"):
+    """A log axis that plotly labels at whole decades only, with at least two labels in its range."""
+    ax = fig.layout[axis]
+    assert ax.type == "log"
+    assert ax.tick0 == 0 and isinstance(ax.dtick, int) and ax.dtick >= 1, (ax.tick0, ax.dtick)
+    lo, hi = ax.range
+    decades = [k for k in range(math.ceil(lo), math.floor(hi) + 1) if k % ax.dtick == 0]
+    assert len(decades) >= 2, (lo, hi, ax.dtick)
+    assert ax.exponentformat == "power"
+    return lo, hi
 
 
 def test_grad_norm_vs_time():
@@ -79,8 +155,54 @@ def test_grad_norm_vs_time():
     p = next(d for d in fig.data if "predicted σ_max^(T−1−t)" in d.name)
     assert p.line.dash == "dash" and p.line.color == F.RUN_COLORS["RNN (tanh)"]
 
+    lo, hi = decade_only(fig)
+    assert lo < math.log10(min(zeros.y)) and hi > 0  # the zeros' row and the largest value (1) are inside
+    assert "prediction cut" not in fig.layout.title.subtitle.text  # this prediction lies inside the range
+
     old = F.grad_norm_vs_time(gf, step=5)  # the snapshot at the largest step <= 5
     assert "step 0" in old.layout.title.text and len(old.data) == 2
+
+
+def test_grad_norm_prediction_is_cut_at_the_measured_range():
+    """A prediction decades away from the measured values does not set the axis: the range is the one without
+    it, the dashed line is cut at the plot's edge, and the note says so."""
+    gf = _gf()
+    plain = F.grad_norm_vs_time(gf)
+    for bound in (1e12 * 0.5 ** (5 - np.arange(6)), 1e-40 * np.ones(6)):  # far above, far below
+        pred = pd.DataFrame({"run": "RNN (tanh)", "t": range(6), "bound": bound})
+        fig = F.grad_norm_vs_time(gf, predicted=pred)
+        assert list(fig.layout.yaxis.range) == list(plain.layout.yaxis.range)
+        lo, hi = decade_only(fig)
+        p = next(d for d in fig.data if "predicted" in d.name)
+        assert (np.asarray(p.y) > 10 ** hi).any() or (np.asarray(p.y) < 10 ** lo).any()  # drawn, cut by the axis
+        assert "dashed prediction cut at the plot's edge" in fig.layout.title.subtitle.text
+    assert hi < math.log10(1e12 * 0.5 ** 5)
+
+
+def test_grad_norm_layers_and_directions_are_told_apart():
+    """One run, 2 layers x 2 directions: one colour (the run's), four distinct (dash, marker symbol) pairs,
+    legend names that say layer and direction; two runs keep two colours."""
+    rows = [{"run": r, "step": 0, "layer": layer, "direction": d, "t": t, "grad_norm": 2.0 ** -(t + layer + d)}
+            for r in ("LSTM", "GRU") for layer in (0, 1) for d in (0, 1) for t in range(80)]
+    fig = F.grad_norm_vs_time(pd.DataFrame(rows))
+    _projector_ready(fig)
+    lstm = [d for d in fig.data if d.name.startswith("LSTM")]
+    assert [d.name for d in lstm] == ["LSTM · layer 0, forward", "LSTM · layer 0, backward",
+                                      "LSTM · layer 1, forward", "LSTM · layer 1, backward"]
+    assert {d.line.color for d in lstm} == {F.RUN_COLORS["LSTM"]}
+    assert len({(d.line.dash, d.marker.symbol) for d in lstm}) == 4
+    assert len({d.marker.symbol for d in lstm}) == 4 and len({d.line.dash for d in lstm}) == 4
+    assert all("markers" in d.mode and 0 < d.marker.maxdisplayed <= 20 for d in lstm)  # 80 steps: few symbols
+    assert {d.line.color for d in fig.data} == {F.RUN_COLORS["LSTM"], F.RUN_COLORS["GRU"]}
+    one = F.grad_norm_vs_time(pd.DataFrame([r for r in rows if r["layer"] == 0 and r["direction"] == 0]))
+    assert [d.name for d in one.data] == ["LSTM", "GRU"]
+
+
+def test_grad_norm_says_when_the_snapshot_lags_training():
+    gf = _gf()  # snapshots at steps 0 and 10
+    assert "training is at step 14" in F.grad_norm_vs_time(gf, now=14).layout.title.subtitle.text
+    assert "training is at" not in F.grad_norm_vs_time(gf, now=10).layout.title.subtitle.text
+    assert "training is at" not in F.grad_norm_vs_time(gf).layout.title.subtitle.text
 
 
 def test_grad_flow_heatmap_and_downsampling():
@@ -112,9 +234,33 @@ def test_global_grad_norm_and_loss_curves():
     assert len(loss.data) == 2 * 2 + 1 and loss.data[-1].name == "trivial baseline"
     assert loss.data[-1].line.dash == "dash" and loss.layout.yaxis.type == "log"
     assert loss.layout.xaxis.title.text == "training step"
+    for f in (fig, loss):
+        decade_only(f)
     acc = F.loss_curves(_hist(metric_name="accuracy"), metric=True)
     assert len(acc.data) == 4 and acc.layout.yaxis.type != "log" and acc.layout.yaxis.title.text == "accuracy"
     assert len(F.loss_curves(h, metric=True).data) == 5  # mse metric = the loss: baseline applies
+
+
+@pytest.mark.parametrize("values, want", [
+    ((0.15, 0.2), (-1, 0)),            # within one decade: widened to the decades around it
+    ((0.9, 1.2), (-1, 1)),             # across 1: both neighbours
+    ((1.0, 1.0), (-1, 1)),             # constant
+    ((1e-3, 1e5), None),               # wide: padded, labelled every decade (8 decades + padding -> dtick 2)
+])
+def test_log_axes_label_decades_only(values, want):
+    """No "2" or "5" between decades: dtick is a whole number of decades and the range always holds two decade
+    labels, also when the values stay within one decade (where plotly would label 2, 3, 5 by itself)."""
+    lo, hi = values
+    h = pd.DataFrame([{"run": "GRU", "step": i, "loss": lo + (hi - lo) * i / 9, "metric": 0.5, "grad_norm": lo,
+                       "grad_norm_clipped": lo, "baseline": np.nan, "metric_name": "mse"} for i in range(10)])
+    decade_only(F.global_grad_norm(h))  # constant: grad_norm = lo
+    loss = F.loss_curves(h)
+    r = decade_only(loss)
+    assert 10 ** r[0] <= lo and 10 ** r[1] >= hi
+    if want is not None:
+        assert tuple(r) == want
+    else:
+        assert loss.layout.yaxis.dtick == 2
 
 
 def test_layer_grad_norms():
@@ -125,6 +271,9 @@ def test_layer_grad_norms():
     assert len(fig.data) == 4 and fig.layout.yaxis.type == "log"
     one = F.layer_grad_norms(lg[lg.run == "LSTM"])
     assert [d.name for d in one.data] == ["core.l0", "head"]
+    decade_only(fig)
+    two = [d for d in fig.data if d.name.startswith("LSTM")]
+    assert len({(d.line.dash, d.marker.symbol) for d in two}) == 2 and len({d.line.color for d in two}) == 1
 
 
 def test_gate_heatmaps():
@@ -134,7 +283,11 @@ def test_gate_heatmaps():
     assert [d.coloraxis for d in fig.data] == ["coloraxis"] * 2 + ["coloraxis2"] + ["coloraxis"] + ["coloraxis2"] * 2
     assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0, 1)
     assert (fig.layout.coloraxis2.cmin, fig.layout.coloraxis2.cmax) == (-1, 1)
-    assert fig.layout.xaxis.title.text == "time step t" and fig.layout.yaxis.title.text == "unit"
+    # axis titles on the bottom row and the first column only: none sits between the panels
+    assert fig.layout.xaxis4.title.text == "time step t" and fig.layout.yaxis.title.text == "unit"
+    assert fig.layout.xaxis.title.text is None and fig.layout.yaxis2.title.text is None
+    assert fig.layout.height <= F.HEIGHT + 40
+    assert all(a.font.size >= 14 and luminance(a.font.color) <= 0.45 for a in fig.layout.annotations)
     gru = F.gate_heatmaps(_gates(gates=("reset", "update", "new", "hidden")))
     assert len(gru.data) == 4
     t, u = np.meshgrid(np.arange(900), np.arange(400), indexing="ij")
@@ -173,11 +326,32 @@ def test_unit_heatmap():
     assert np.asarray(hm.z).shape == (3, 5) and (hm.zmin, hm.zmax) == (-1, 1)
 
 
-def test_text_activation_html_escapes():
+def _style(html_text: str) -> dict[str, str]:
+    """The CSS of the outer div as a dict."""
+    css = re.match(r'<div style="([^"]*)">', html_text).group(1)
+    return dict(tuple(x.strip() for x in d.split(":", 1)) for d in css.split(";") if d.strip())
+
+
+def test_text_activation_html_escapes_and_wraps():
     out = F.text_activation_html(list("<script>") + ["\n", "&"], [1.0] * 8 + [0.0, -1.0])
     assert "<script>" not in out and "&lt;" in out and "&gt;" in out and "&amp;" in out
     assert "↵" in out and out.count("<span") == 10
     assert "rgb(33,102,172)" in out and "rgb(178,24,43)" in out  # +1 blue, -1 red
+    css = _style(out)  # a long line wraps at the container's width, at any character
+    assert css["white-space"] == "pre-wrap" and css["word-break"] == "break-all"
+    assert css["overflow-wrap"] == "anywhere" and css["max-width"] == "100%"
+    assert int(css["font-size"].removesuffix("px")) >= 14
+
+
+def test_sample_html_wraps_and_escapes():
+    long = "x" * 5000 + " <b>&"
+    out = F.sample_html(long, prefix="To be<")
+    assert out.startswith('<div style="') and out.endswith("</div>")
+    assert "<b>To be&lt;</b>" in out and "&lt;b&gt;&amp;" in out and "<b>&" not in out
+    css = _style(out)
+    assert css["white-space"] == "pre-wrap" and css["overflow-wrap"] == "anywhere"  # no line runs off
+    assert luminance(css["color"]) <= 0.45 and int(css["font-size"].removesuffix("px")) >= 14
+    assert F.sample_html("a\nb") .count("\n") == 1  # newlines kept (pre-wrap shows them)
 
 
 def test_attention_heatmap():
@@ -270,6 +444,73 @@ def test_run_colors_are_stable_and_distinct():
     a = F.run_colors(labels)
     assert a["GRU"] == F.RUN_COLORS["GRU"] and len(set(a.values())) == 3
     assert F.run_colors(list(reversed(labels))) == a
+    # every preset's compared runs: one colour each, dark enough for a line on a projector
+    from rnnviz.presets import PRESETS
+
+    for p in PRESETS:
+        runs = list(p.controls().variants())
+        c = F.run_colors(runs)
+        assert len(set(c.values())) == len(runs), (p.name, c)
+    for color in [*F.RUN_COLORS.values(), *F.FALLBACK_COLORS]:
+        assert luminance(color) <= 0.45, color
+    many = F.run_colors([f"run {i}" for i in range(len(F.FALLBACK_COLORS))])
+    assert len(set(many.values())) == len(F.FALLBACK_COLORS)
+
+
+MAIN_CHARTS = {  # a training page's main chart: it must fit below the status on a 1280x800 screen
+    "grad_norm_vs_time": lambda: F.grad_norm_vs_time(_gf()),
+    "gate_heatmaps": lambda: F.gate_heatmaps(_gates()),
+    "pca_trajectories": lambda: F.pca_trajectories(_pf()),
+    "attention_heatmap": lambda: F.attention_heatmap(_att(), list("12345"), list("5432")),
+    "loss_curves": lambda: F.loss_curves(_hist()),
+}
+
+
+@pytest.mark.parametrize("name", list(MAIN_CHARTS))
+def test_main_charts_are_short_with_tight_margins(name):
+    fig = MAIN_CHARTS[name]()
+    assert fig.layout.height <= F.HEIGHT + 40, fig.layout.height
+    m = fig.layout.margin
+    assert m.t <= 80 and m.b <= 20 and m.l <= 20 and m.r <= 20  # axes and legends push them as they need
+    assert all(fig.layout[a].automargin for a in axes(fig))
+
+
+ALL_FIGURES = {**MAIN_CHARTS,
+               "grad_flow_heatmap": lambda: F.grad_flow_heatmap(_gf(), run="LSTM"),
+               "global_grad_norm": lambda: F.global_grad_norm(_hist(), clip=1.0),
+               "metric": lambda: F.loss_curves(_hist(metric_name="accuracy"), metric=True),
+               "gate_saturation": lambda: F.gate_saturation(pd.DataFrame(
+                   [{"run": "LSTM", "step": s, "layer": 0, "direction": 0, "gate": "forget", "mean": 0.5,
+                     "frac_low": 0.1, "frac_high": 0.2} for s in (0, 10)])),
+               "pca_3d": lambda: F.pca_trajectories(_pf(), dims=3),
+               "unit_heatmap": lambda: F.unit_heatmap(_gates(gates=("hidden",)).drop(columns="gate")),
+               "accuracy_vs_length": lambda: F.accuracy_vs_length(pd.DataFrame(
+                   {"length": [4, 8], "attention": ["none", "none"], "accuracy": [0.9, 0.5]})),
+               "phase_diagram": lambda: F.phase_diagram(_phase()),
+               "empty": lambda: F.grad_norm_vs_time(None)}
+
+
+@pytest.mark.parametrize("name", list(ALL_FIGURES))
+def test_presentation_enlarges_every_text(name):
+    """presentation(fig): every font size scaled by PRESENTATION_FONT_SIZE / FONT_SIZE (>= 18 px for what was
+    16), colours kept, the top margin scaled with the title; a second call changes nothing; same object."""
+    fig = ALL_FIGURES[name]()
+    _projector_ready(fig)
+    before = {p: dict(f) for p, f in fonts(fig)}
+    t0 = fig.layout.margin.t
+    big = F.presentation(fig)
+    assert big is fig
+    after = dict(fonts(big))
+    assert after.keys() == before.keys()
+    k = F.PRESENTATION_FONT_SIZE / F.FONT_SIZE
+    for p, f in before.items():
+        assert after[p]["size"] == pytest.approx(f["size"] * k), p
+        assert after[p].get("color") == f.get("color"), p
+    assert min(f["size"] for f in after.values()) >= 18
+    assert big.layout.margin.t == round(t0 * k)
+    _projector_ready(big, min_px=18)
+    again = {p: dict(f) for p, f in fonts(F.presentation(big))}
+    assert again == {p: dict(f) for p, f in after.items()}
 
 
 def test_figures_carry_plotly_white_and_still_validate():
@@ -290,11 +531,52 @@ def test_layout_matches_plotlys_own_update_layout(kw):
     """_layout assigns the common properties directly (fast); the figure is what update_layout would build."""
     fast = F._layout(F._figure(go.Scatter(x=[0, 1], y=[1, 2])), "title", "x", "y", note="note", **kw)
     plain = go.Figure(go.Scatter(x=[0, 1], y=[1, 2]))
-    t = {"text": "title", "font": {"size": F.FONT_SIZE + 4},
-         "subtitle": {"text": "note", "font": {"size": F.FONT_SIZE - 1}}}
-    plain.update_layout(**{"template": "plotly_white", "title": t, "font": {"size": F.FONT_SIZE},
-                           "hoverlabel": {"font_size": F.FONT_SIZE}, "legend": {"font": {"size": F.FONT_SIZE}},
-                           "margin": {"t": 100}})
+    font = {"size": F.FONT_SIZE, "color": F.TEXT}
+    t = {"text": "title", "font": {"size": F.FONT_SIZE + 4, "color": F.TEXT},
+         "subtitle": {"text": "note", "font": {"size": F.FONT_SIZE - 1, "color": F.TEXT}}}
+    plain.update_layout(**{"template": "plotly_white", "title": t, "font": font,
+                           "hoverlabel": {"font": font, "bgcolor": "white"}, "legend": {"font": font},
+                           "margin": {"t": 80, "b": 10, "l": 10, "r": 10}, "height": F.HEIGHT})
     plain.update_layout(**kw)  # extra properties merge into the common ones (a legend keeps its font size)
-    plain.update_xaxes(title_text="x").update_yaxes(title_text="y")
+    axis = {"tickfont": font, "title_font": font, "automargin": True}
+    plain.update_xaxes(**axis, title_text="x").update_yaxes(**axis, title_text="y")
+    if "coloraxis" in kw:
+        plain.update_coloraxes(colorbar={"tickfont": font, "title_font": font})
     assert fast.to_dict() == plain.to_dict()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_grid_is_pandas_pivot_table(seed):
+    """figures._grid against pandas' own pivot_table(aggfunc="mean", dropna=False) with its strided rows and
+    columns: duplicates averaged, NaN values skipped, missing cells NaN, unsorted input, float keys, infinities."""
+    rng = np.random.default_rng(seed)
+    n = 2000
+    df = pd.DataFrame({"r": rng.integers(0, 40, n) * 0.5, "c": rng.integers(-5, 700, n),
+                       "v": rng.normal(size=n)})
+    df.loc[rng.random(n) < 0.1, "v"] = np.nan
+    df.loc[rng.random(n) < 0.01, "v"] = np.inf
+    rows, cols, z = F._grid(df, "r", "c", "v")
+    m = df.pivot_table(index="r", columns="c", values="v", aggfunc="mean", dropna=False).sort_index()
+    m = m[sorted(m.columns)]
+    sr, sc = max(1, math.ceil(m.shape[0] / F.MAX_CELLS)), max(1, math.ceil(m.shape[1] / F.MAX_CELLS))
+    m = m.iloc[::sr, ::sc]
+    assert sc > 1 and z.shape[1] <= F.MAX_CELLS
+    np.testing.assert_array_equal(rows, m.index.to_numpy())
+    np.testing.assert_array_equal(cols, m.columns.to_numpy())
+    np.testing.assert_allclose(z, m.to_numpy(dtype=np.float64), rtol=1e-12, atol=0)  # NaN where NaN
+
+
+@pytest.mark.parametrize("rows, cols, n", [(2, 3, 6), (2, 3, 4), (1, 3, 3), (1, 2, 2), (3, 3, 7)])
+def test_panels_are_make_subplots(rows, cols, n):
+    """figures._panels (a cached grid layout, traces naming their axes) builds the figure plotly's own
+    make_subplots + add_trace(row=, col=) builds."""
+    from plotly.subplots import make_subplots
+
+    titles = [f"panel {i} ±" for i in range(n)]
+    ours = F._panels(rows, cols, titles, horizontal_spacing=0.07, vertical_spacing=0.22)
+    ref = make_subplots(figure=F._figure(), rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.07,
+                        vertical_spacing=0.22)
+    for i in range(n):
+        ours.add_trace(go.Heatmap(z=[[i]], xaxis=F._axis_id("x", i), yaxis=F._axis_id("y", i)))
+        ref.add_trace(go.Heatmap(z=[[i]]), row=i // cols + 1, col=i % cols + 1)
+    assert ours.to_dict() == ref.to_dict()
