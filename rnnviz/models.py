@@ -12,7 +12,12 @@ Kinds (from task.kind):
     many_to_many  pred_t = Linear(out_t)                                (B, T, output_dim)
     seq2seq       encoder = core, decoder = same cell (unidirectional)  (B, T_out, target_vocab)
                   s_0 = tanh(W_b last_state(enc_out))   the fixed context vector, every decoder layer
-                  attention "bahdanau": e_ij = v^T tanh(W_q s_{i-1} + W_k h_j), c_i fed into the decoder input
+                  attention "bahdanau": e_ij = v^T tanh(W_q s_{i-1} + W_y E y_{i-1} + W_k h_j), c_i fed into the
+                                        decoder input. The query also reads y_{i-1}, the token just emitted
+                                        (s_{i-1} has not seen it): with a bidirectional encoder the learned map
+                                        is then the textbook one (reverse: anti-diagonal, copy: diagonal). A
+                                        unidirectional h_j summarises x_0..x_j, so on reverse the weights sit
+                                        where y_{i-1} came from (T-i) and read x_{T-1-i} out of that state.
                   attention "luong_*":  e_ij = h_i . h_j (dot) or h_i^T W h_j (general),
                                         logits from tanh(W_c [c_i; h_i])
 """
@@ -322,6 +327,7 @@ class Seq2SeqModel(_Base):
         self.attn = nn.ModuleDict()
         if self.attention == "bahdanau":
             self.attn["W_q"] = nn.Linear(H, H, bias=False)
+            self.attn["W_y"] = nn.Linear(E, H, bias=False)  # the token just emitted, y_{i-1}, into the query
             self.attn["W_k"] = nn.Linear(enc_dim, H)
             self.attn["v"] = nn.Linear(H, 1, bias=False)
         elif self.attention.startswith("luong"):
@@ -355,7 +361,8 @@ class Seq2SeqModel(_Base):
             logits, attns = [], []
             for i in range(emb.shape[1]):
                 s = (state[0] if isinstance(state, tuple) else state)[-1]  # (B, H) top layer s_{i-1}
-                e = self.attn["v"](torch.tanh(self.attn["W_q"](s).unsqueeze(1) + keys)).squeeze(-1)  # (B, T_in)
+                q = self.attn["W_q"](s) + self.attn["W_y"](emb[:, i])  # (B, H): W_q s_{i-1} + W_y E y_{i-1}
+                e = self.attn["v"](torch.tanh(q.unsqueeze(1) + keys)).squeeze(-1)  # (B, T_in)
                 a = _masked_softmax(e, mask)
                 c = (a.unsqueeze(1) @ enc)  # (B, 1, D*H)
                 h, state = self.decoder(torch.cat([emb[:, i:i + 1], c], dim=-1), state)  # (B, 1, H)

@@ -4,14 +4,14 @@ Every `Task.sample(batch_size, generator)` draws *all* its randomness from the g
 so the same seed gives the same batch, bit for bit. Nothing is downloaded: the char-LM text ships in
 `rnnviz/data/`. Everything returned is on the CPU: float32 for values, int64 for tokens and classes.
 
-    task = make_task("copy_memory", seq_len=100)      # seq_len = the delay T; inputs have T + 20 steps
+    task = make_task("copy_memory", seq_len=100)      # seq_len = the delay T; inputs have T + 2R steps (R = 10)
     batch = task.sample(32, torch.Generator().manual_seed(0))
     loss = task.loss(model(batch), batch)             # compare with task.baseline
 
 | name              | kind         | x                    | y              | loss | baseline         |
 | ----------------- | ------------ | -------------------- | -------------- | ---- | ---------------- |
 | adding            | many_to_one  | (B, T, 2) float      | (B,) float     | mse  | 1/6              |
-| copy_memory       | many_to_many | (B, T+20) long       | (B, T+20) long | ce   | 10 ln 8 / (T+20) |
+| copy_memory       | many_to_many | (B, T+2R) long       | (B, T+2R) long | ce   | R ln K / (T+2R)  |
 | parity            | many_to_one  | (B, T) long, padded  | (B,) long      | ce   | ln 2             |
 | sentiment         | many_to_one  | (B, T) long, padded  | (B,) long      | ce   | ln 2             |
 | char_lm, hello    | many_to_many | (B, T) long          | (B, T) long    | ce   | unigram entropy  |
@@ -214,33 +214,54 @@ class Adding(Task):
 
 
 class CopyMemory(Task):
-    """Copy-memory problem (Arjovsky et al. 2016). `seq_len` is the delay T; sequences have T + 20 steps.
+    """Copy-memory problem (Arjovsky et al. 2016). `seq_len` is the delay T; sequences have T + 2R steps.
 
-    Tokens: 0 blank, 1..8 symbols, 9 delimiter. Input  = 10 symbols, T-1 blanks, delimiter, 10 blanks.
-                                                  Target = T+10 blanks, then the 10 symbols.
-    Loss: mean CE over all T+20 positions. A memoryless model that outputs blanks perfectly and is uniform
-    over the 8 symbols on the last 10 steps scores 10 ln 8 / (T + 20) (T=100: 0.173).
-    Metric: accuracy over the last 10 positions only (the recalled symbols), so 1/8 is chance.
+    Options: n_recall = R symbols to remember (default 10), n_symbols = K categories (default 8).
+    Tokens: 0 blank, 1..K symbols, K+1 delimiter. Input  = R symbols, T-1 blanks, delimiter, R blanks.
+                                                   Target = T+R blanks, then the R symbols.
+    Loss: mean CE over all T+2R positions. A memoryless model that outputs blanks perfectly and is uniform
+    over the K symbols on the last R steps scores R ln K / (T + 2R) (defaults, T=100: 10 ln 8 / 120 = 0.173).
+    Metric: accuracy over the last R positions only (the recalled symbols), so 1/K is chance.
     """
 
     name, kind = "copy_memory", "many_to_many"
-    description = "Remember 10 symbols, wait T steps, then play them back after the delimiter."
-    lesson = "Memory over a delay of T steps: the gradient must survive T+10 steps of recurrence."
+    description = "Remember a few symbols, wait T steps, then play them back after the delimiter."
+    lesson = "Memory over a delay of T steps: the gradient must survive T+R steps of recurrence."
     MIN_LEN, MAX_LEN, DEFAULT_LEN = 1, 1000, 20
-    N_SYMBOLS, N_RECALL, BLANK, DELIM = 8, 10, 0, 9
-    vocab_size = output_dim = 10
-    itos = ["-", "1", "2", "3", "4", "5", "6", "7", "8", ":"]
+    OPTIONS = ("n_recall", "n_symbols")
+    N_SYMBOLS, N_RECALL, BLANK = 8, 10, 0  # defaults
+    RECALL_BOUNDS, SYMBOL_BOUNDS = (1, 50), (2, 20)
+    GLYPHS = "123456789ABCDEFGHIJK"  # display strings of symbols 1..20
 
-    def __init__(self, seq_len=None):
+    def __init__(self, seq_len=None, n_recall: int | None = None, n_symbols: int | None = None):
         super().__init__(seq_len)
-        self.input_len = self.seq_len + 2 * self.N_RECALL  # x.shape[1] == T + 20
-        self.baseline = self.N_RECALL * math.log(self.N_SYMBOLS) / self.input_len
-        self.baseline_note = "blanks perfectly, then uniform over the 8 symbols: 10 ln 8 / (T + 20)"
+        R = self.N_RECALL if n_recall is None else n_recall
+        K = self.N_SYMBOLS if n_symbols is None else n_symbols
+        for what, v, (lo, hi) in (("n_recall", R, self.RECALL_BOUNDS), ("n_symbols", K, self.SYMBOL_BOUNDS)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not lo <= v <= hi:
+                raise ValueError(f"{self.name}: {what} must be an int in [{lo}, {hi}], got {v!r}")
+        self.n_recall, self.n_symbols = int(R), int(K)
+        self.DELIM = self.n_symbols + 1
+        self.vocab_size = self.output_dim = self.n_symbols + 2
+        self.itos = ["-", *self.GLYPHS[:self.n_symbols], ":"]
+        self.stoi = {c: i for i, c in enumerate(self.itos)}
+        self.input_len = self.seq_len + 2 * self.n_recall  # x.shape[1] == T + 2R
+        self.baseline = self.n_recall * math.log(self.n_symbols) / self.input_len
+        self.baseline_note = (f"blanks perfectly, then uniform over the {self.n_symbols} symbols: "
+                              f"{self.n_recall} ln {self.n_symbols} / (T + {2 * self.n_recall})")
+
+    def phases(self) -> list[tuple[str, int, int]]:
+        """Input positions of each phase, (name, start, end_exclusive), in order; they tile [0, T + 2R).
+        symbols [0, R), delay [R, R+T-1) (the T-1 blanks; empty when T = 1), delimiter [R+T-1, R+T),
+        recall [R+T, T+2R) (blank inputs; the targets are the symbols)."""
+        R, T = self.n_recall, self.seq_len
+        return [("symbols", 0, R), ("delay", R, R + T - 1), ("delimiter", R + T - 1, R + T),
+                ("recall", R + T, T + 2 * R)]
 
     def sample(self, batch_size, generator):
-        B, T, R = self._check(batch_size, generator), self.seq_len, self.N_RECALL
-        sym = torch.randint(1, self.N_SYMBOLS + 1, (B, R), generator=generator)  # (B, 10)
-        x = torch.zeros(B, T + 2 * R, dtype=torch.long)  # (B, T+20) blanks
+        B, T, R = self._check(batch_size, generator), self.seq_len, self.n_recall
+        sym = torch.randint(1, self.n_symbols + 1, (B, R), generator=generator)  # (B, R)
+        x = torch.zeros(B, T + 2 * R, dtype=torch.long)  # (B, T+2R) blanks
         x[:, :R] = sym
         x[:, R + T - 1] = self.DELIM
         y = torch.zeros_like(x)
@@ -249,8 +270,15 @@ class CopyMemory(Task):
 
     @torch.no_grad()
     def metric(self, pred, batch):
-        R = self.N_RECALL
+        R = self.n_recall
         return float((pred[:, -R:].argmax(-1) == batch.y[:, -R:]).float().mean())
+
+    def describe(self) -> dict:
+        return {**super().describe(), "n_recall": self.n_recall, "n_symbols": self.n_symbols,
+                "phases": [list(p) for p in self.phases()]}
+
+    def __repr__(self) -> str:
+        return f"CopyMemory(seq_len={self.seq_len}, n_recall={self.n_recall}, n_symbols={self.n_symbols})"
 
 
 def _lengths_and_mask(B: int, lo: int, T: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -519,7 +547,8 @@ TASKS: dict[str, type[Task]] = {
 
 
 def make_task(name: str, seq_len: int | None = None, **opts) -> Task:
-    """Build a task by name. seq_len=None picks the task's default; options: char_lm takes text=."""
+    """Build a task by name. seq_len=None picks the task's default; options (Task.OPTIONS): char_lm takes
+    text=, copy_memory takes n_recall= and n_symbols=."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
     cls = TASKS[name]

@@ -334,13 +334,15 @@ def test_attention_weights(attention, bidirectional, padded):
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_attention_formulas(cell):
-    """Bahdanau step 0: query = top layer of s_0 = tanh(W_b last_state); Luong general: h_i^T W h_j."""
+    """Bahdanau step 0: query = W_q (top layer of s_0 = tanh(W_b last_state)) + W_y E(BOS);
+    Luong general: h_i^T W h_j."""
     task = reverse_task(T=5)
     b = sample(task, B=3)
     bah = build_model(cfg(cell=cell, attention="bahdanau", num_layers=2, bidirectional=True), task)
     enc = bah.core(bah.core_input(b))[0]  # (B, T_in, 2H)
     s0 = torch.tanh(bah.bridge(torch.cat([enc[:, -1, :8], enc[:, 0, 8:]], dim=-1))).view(3, 2, 8)[:, -1]
-    e = bah.attn["v"](torch.tanh(bah.attn["W_q"](s0).unsqueeze(1) + bah.attn["W_k"](enc))).squeeze(-1)
+    q = bah.attn["W_q"](s0) + bah.attn["W_y"](bah.tgt_embed(b.y_in[:, 0]))  # y_in[:, 0] = BOS
+    e = bah.attn["v"](torch.tanh(q.unsqueeze(1) + bah.attn["W_k"](enc))).squeeze(-1)
     torch.testing.assert_close(bah.attention_weights(b)[:, 0], torch.softmax(e, -1))
     lu = build_model(cfg(cell=cell, attention="luong_general", num_layers=2), task)
     enc = lu.core(lu.core_input(b))[0]  # (B, T_in, H)
@@ -348,6 +350,59 @@ def test_attention_formulas(cell):
     h = lu.decoder(lu.tgt_embed(b.y_in), (s0, torch.zeros_like(s0)) if cell == "lstm" else s0)[0]
     e = h @ lu.attn["W_k"].weight @ enc.transpose(1, 2)  # (B, T_out, T_in)
     torch.testing.assert_close(lu.attention_weights(b), torch.softmax(e, -1))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_bahdanau_every_step_matches_a_cell_by_cell_reimplementation(cell):
+    """Every decoder step i, with torch's own GRUCell / LSTMCell carrying the decoder's weights:
+    e_ij = v^T tanh(W_q s_{i-1} + W_y E y_{i-1} + W_k h_j), a_i = softmax_j e_i, c_i = sum_j a_ij h_j,
+    s_i = cell([E y_{i-1}; c_i], s_{i-1}), logits_i = W_o [s_i; c_i]."""
+    task = reverse_task(T=5)
+    b = sample(task, B=3)
+    m = build_model(cfg(cell=cell, attention="bahdanau", bidirectional=True), task)
+    H, E = 8, 4
+    with torch.no_grad():
+        logits = m(b)  # (B, T_out, V)
+        enc = m.core(m.core_input(b))[0]  # (B, T_in, 2H)
+        step = (torch.nn.LSTMCell if cell == "lstm" else torch.nn.GRUCell)(E + 2 * H, H)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(step, name).copy_(getattr(m.decoder, name + "_l0"))
+        s = torch.tanh(m.bridge(torch.cat([enc[:, -1, :H], enc[:, 0, H:]], dim=-1)))  # (B, H)
+        c_cell = torch.zeros_like(s)
+        Wq, Wy, Wk, v = (m.attn[k] for k in ("W_q", "W_y", "W_k", "v"))
+        keys = enc @ Wk.weight.T + Wk.bias  # (B, T_in, H)
+        for i in range(b.y.shape[1]):
+            y_prev = m.tgt_embed.weight[b.y_in[:, i]]  # (B, E)
+            e = torch.tanh((s @ Wq.weight.T + y_prev @ Wy.weight.T)[:, None] + keys) @ v.weight[0]  # (B, T_in)
+            a = torch.softmax(e, dim=-1)
+            c = torch.einsum("bt,btd->bd", a, enc)  # (B, 2H)
+            if cell == "lstm":
+                s, c_cell = step(torch.cat([y_prev, c], -1), (s, c_cell))
+            else:
+                s = step(torch.cat([y_prev, c], -1), s)
+            torch.testing.assert_close(m.last_attention[:, i], a)
+            torch.testing.assert_close(logits[:, i], torch.cat([s, c], -1) @ m.out.weight.T + m.out.bias)
+
+
+def test_bahdanau_learns_the_exact_anti_diagonal_on_reverse():
+    """Reverse, bidirectional encoder: >= 0.6 of the attention mass on step i -> source T-1-i (the textbook map).
+    Without W_y E y_{i-1} in the query this run put 0.57 there (the weights spread to the neighbour T-i)."""
+    T = 10
+    task = reverse_task(T=T, K=10)
+    model = build_model(cfg(cell="gru", hidden_size=48, embed_dim=8, attention="bahdanau", bidirectional=True), task)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):  # ~2.5 s on one core
+        b = task.sample(32, g)
+        loss = task.loss(model(b), b)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    probe = sample(task, B=64, seed=99)
+    a = model.attention_weights(probe)  # (B, T_out, T_in)
+    i = torch.arange(T)
+    assert a[:, i, T - 1 - i].mean() >= 0.6
+    assert (model.greedy_decode(probe) == probe.y).float().mean() >= 0.9
 
 
 def test_no_attention():
