@@ -4,7 +4,9 @@ import streamlit as st
 
 from pages import _ui as ui
 from rnnviz import theory
+from rnnviz.models import ModelConfig
 from rnnviz.presets import PRESETS
+from rnnviz.tasks import make_task
 
 ui.setup(home=True)
 st.title("rnnviz — inside recurrent networks, live")
@@ -43,9 +45,14 @@ st.markdown(
 
 st.subheader("Shapes of the current configuration")
 c = ui.controls()
-cell = c.cells[0]
-shapes = theory.output_shapes(batch=c.batch_size, time=c.seq_len, hidden=c.hidden_size,
-                              num_layers=c.num_layers, bidirectional=c.bidirectional, cell=cell)
-for name, (shape, why) in shapes.items():
-    st.markdown(f"- `{name}`: **{tuple(shape)}** — {why}")
-st.caption("With batch_first=True, as here. nn.RNN's default is time-major: output (time, batch, hidden·directions).")
+task = make_task(c.task, c.seq_len)
+in_size = ModelConfig().embed_dim if task.vocab_size else task.input_dim  # token tasks read an embedding
+bf = st.radio("Layout", [True, False], horizontal=True, key="home_bf",
+              format_func=lambda b: "batch_first=True (as here)" if b else "batch_first=False (PyTorch's default)")
+shapes = theory.shapes_frame(c.cells, c.batch_size, c.seq_len, c.hidden_size, c.num_layers, c.bidirectional,
+                             batch_first=bf, input_size=in_size)
+st.dataframe(shapes, hide_index=True, width="stretch")
+st.caption("h_n (and c_n for an LSTM) stay layers·directions first whatever batch_first says. Run this to see "
+           "the same shapes:")
+st.code(theory.shapes_snippet(c.cells[0], c.batch_size, c.seq_len, in_size, c.hidden_size, c.num_layers,
+                              c.bidirectional, bf, dropout=c.dropout), language="python")

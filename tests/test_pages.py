@@ -14,7 +14,8 @@ from rnnviz.presets import PRESETS
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 120  # importing torch and building models is slow on a loaded 2-core machine
 PAGES = ["pages/home.py", "pages/gradient_flow.py", "pages/gates.py", "pages/hidden_states.py",
-         "pages/attention.py", "pages/training.py", "pages/phase.py", "pages/your_model.py"]
+         "pages/attention.py", "pages/training.py", "pages/phase.py", "pages/your_model.py", "pages/connectivity.py",
+         "pages/hello.py"]
 
 
 def app(query: dict | None = None) -> AppTest:
@@ -60,10 +61,15 @@ def test_home_lists_presets_and_shapes():
     at = app().run()
     buttons = [b for b in at.button if b.label == "Load this demo"]
     assert len(buttons) == len(PRESETS)
-    shapes = " ".join(m.value for m in at.markdown)
-    assert "`output`" in shapes and "`h_n`" in shapes
-    # defaults: batch 32, T 50, hidden 32, one layer, unidirectional
-    assert "(32, 50, 32)" in shapes and "(1, 32, 32)" in shapes
+    df = at.dataframe[0].value
+    shapes = dict(zip(df["cell"] + " " + df["name"], df["shape"], strict=True))
+    # defaults: RNN, LSTM, GRU; batch 32, T 50, hidden 32, one layer, unidirectional, batch_first
+    assert shapes["lstm output"] == "(32, 50, 32)" and shapes["gru h_n"] == "(1, 32, 32)"
+    assert shapes["lstm c_n"] == "(1, 32, 32)" and "rnn_tanh c_n" not in shapes
+    assert "nn.LSTM" in at.code[0].value or "nn.RNN" in at.code[0].value
+    at.radio(key="home_bf").set_value(False).run()
+    df = at.dataframe[0].value
+    assert dict(zip(df["cell"] + " " + df["name"], df["shape"], strict=True))["gru output"] == "(50, 32, 32)"
 
 
 @pytest.mark.parametrize("preset", range(len(PRESETS)))
