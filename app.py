@@ -11,7 +11,7 @@ from pages import _ui as ui
 # Small models, many sessions, 2 cores: one intra-op thread per op is faster and steadier than two.
 torch.set_num_threads(1)
 
-st.set_page_config(page_title="rnnviz", page_icon=":material/autorenew:", layout="wide")
+st.set_page_config(page_title="rnnviz", page_icon="assets/favicon.png", layout="wide")
 
 PAGES = {
     "home": st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

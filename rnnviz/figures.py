@@ -48,10 +48,11 @@ LABEL_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"
 DASHES = ["solid", "dot", "dashdot", "longdashdot", "2px,6px", "12px,4px,2px,4px", "8px,8px", "1px,3px"]
 SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "star", "triangle-down", "pentagon"]
 EMPTY = "no data yet — press Start or Step"
-FONT_SIZE = 16  # tick labels, axis titles, legends, hover; titles FONT_SIZE + 4, notes FONT_SIZE - 1
+FONT_SIZE = 16  # tick labels, axis titles, legends, hover; titles FONT_SIZE + 6, notes FONT_SIZE - 1
 PRESENTATION_FONT_SIZE = 20  # presentation(fig): the same texts, scaled by 20/16
 TEXT = "#1a1a1a"  # every chart text: relative luminance 0.010 on white
 HEIGHT = 400  # px: a page's main chart fits below its status on a 1280x800 screen
+NOTE_CHARS = 50  # a subtitle line: the parts of a note (" · ") are packed into lines this long, for narrow columns
 MARKERS_SHOWN = 14  # at most this many markers per line (plotly's marker.maxdisplayed): symbols stay legible
 MAX_CELLS = 300  # heatmaps: at most this many cells along each axis
 ZERO = "exactly 0 (cut by truncation)"
@@ -109,11 +110,16 @@ def _layout(fig: go.Figure, title: str, x: str | None = None, y: str | None = No
     Every text gets its size and colour explicitly: Streamlit's chart theme writes its own (12 px, grey) into
     the template, which only explicit values override."""
     size = FONT_SIZE
-    t = {"text": title, "font": _font(size + 4)}
+    note = _wrap(note) if note else note
+    # larger than log axes' 10^k labels (plotly draws them at 1.25x); at the top, the note below it, and a top
+    # margin that holds both (plotly's title.automargin leaves a subtitle out)
+    t = {"text": title, "font": _font(size + 6), "yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 8}}
     if note:
         t["subtitle"] = {"text": note, "font": _font(size - 1)}
     base = {"title": t, "font": _font(size), "hoverlabel": {"font": _font(size), "bgcolor": "white"},
-            "legend": {"font": _font(size)}, "margin": {"t": 80 if note else 50, "b": 10, "l": 10, "r": 10},
+            "legend": {"font": _font(size), "orientation": "h", "x": 0, "xanchor": "left", "y": 0,
+                       "yref": "container", "yanchor": "bottom"},
+            "margin": {"t": _top_margin(note), "b": 10, "l": 10, "r": 10},
             "height": HEIGHT}
     for k, v in base.items():  # plain nested values: assignment gives what update_layout gives, at 1/7 of the cost
         fig.layout[k] = v
@@ -139,6 +145,29 @@ def _layout(fig: go.Figure, title: str, x: str | None = None, y: str | None = No
     return fig
 
 
+def _top_margin(note: str | None, scale: float = 1.0) -> int:
+    """px above the plot for the title (FONT_SIZE + 6 px, 8 px from the top) and each line of the note."""
+    lines = note.count("<br>") + 1 if note else 0
+    return round((50 + 21 * lines) * scale)
+
+
+def _wrap(note: str, width: int = NOTE_CHARS) -> str:
+    """A note's parts (separated by " · ") packed greedily into lines of at most NOTE_CHARS characters, joined
+    by <br>: plotly does not wrap a subtitle, and a chart may be one of two columns. Lines already broken with
+    <br> stay broken."""
+    lines = []
+    for given in note.split("<br>"):
+        cur = ""
+        for part in given.split(" · "):
+            if cur and len(cur) + 3 + len(part) > width:
+                lines.append(cur)
+                cur = part
+            else:
+                cur = f"{cur} · {part}" if cur else part
+        lines.append(cur)
+    return "<br>".join(lines)
+
+
 def _bar_fonts(cb: dict, size: float) -> dict:
     return {**cb, "tickfont": _font(size), "title": {**cb.get("title", {}), "font": _font(size)}}
 
@@ -158,8 +187,16 @@ def presentation(fig: go.Figure, size: float = PRESENTATION_FONT_SIZE) -> go.Fig
     for k, v in list(fig.layout._props.items()):  # the properties that are set (not the 90 valid names)
         if k != "template" and isinstance(v, dict | list) and (new := _scale_fonts({k: v}, f)[k]) != v:
             fig.layout[k] = new
+    sub = fig.layout.title.subtitle.text
+    if sub:  # shorter lines for the larger letters
+        lines = sub.count("<br>")
+        fig.layout.title.subtitle.text = sub = _wrap(sub.replace("<br>", " · "), round(NOTE_CHARS * FONT_SIZE / size))
+        if fig.layout.margin.t is not None:
+            fig.layout.margin.t += 21 * (sub.count("<br>") - lines) * size / FONT_SIZE / f
     if fig.layout.margin.t is not None:
         fig.layout.margin.t = round(fig.layout.margin.t * f)
+    if fig.layout.height:  # the plot area keeps about its room next to the larger texts
+        fig.layout.height = round(fig.layout.height * f)
     for tr in fig.data:
         for prop in ("textfont", "colorbar"):
             if prop in tr and (v := tr._props.get(prop)) and (new := _scale_fonts({prop: v}, f)[prop]) != v:
@@ -310,7 +347,7 @@ def grad_norm_vs_time(gf: pd.DataFrame, step: int | None = None, predicted: pd.D
     hover "exactly 0 (cut by truncation)". now: the training step the runs are at; when the snapshot shown is
     older, the note says so (snapshots are taken every few steps).
     """
-    title, xt, yt = "‖∂L/∂h_t‖ at each time step", "time step t", "‖∂L/∂h_t‖ (log scale)"
+    title, xt, yt = "‖∂L/∂h_t‖ per time step", "time step t", "‖∂L/∂h_t‖ (log scale)"
     if _is_empty(gf):
         return _empty(title, xt, yt)
     parts, steps = [], {}
@@ -360,15 +397,17 @@ def grad_norm_vs_time(gf: pd.DataFrame, step: int | None = None, predicted: pd.D
             ok = y[np.isfinite(y)]
             cut |= bool(len(ok)) and (ok.min() < 10 ** rng[0] or ok.max() > 10 ** rng[1])
     at = set(steps.values())
-    title += f" — snapshot at step {at.pop()}" if len(at) == 1 else " — snapshots at steps " + \
-        ", ".join(f"{r}: {s}" for r, s in steps.items())
     notes = ["the loss is at the last step: read right to left"]
+    if len(at) == 1:
+        title += f" · step {at.pop()}"
+    else:
+        notes.insert(0, "snapshots at steps " + ", ".join(f"{r}: {s}" for r, s in steps.items()))
     if n_zero:
-        notes.append("× at the bottom: exactly 0 (cut by truncation)")
+        notes.append("× at the bottom: exactly 0 (truncation)")
     if cut:
         notes.append("dashed prediction cut at the plot's edge")
     if now is not None and step is None and any(s < now for s in steps.values()):
-        notes.append(f"training is at step {now}: the latest snapshot is older (taken every few steps)")
+        notes.append(f"training is at step {now}; snapshots are taken every few steps")
     fig = _layout(fig, title, xt, yt, note=" · ".join(notes))
     _log_axis(fig, rng)
     return fig
@@ -398,23 +437,24 @@ def grad_flow_heatmap(gf: pd.DataFrame, run: str | None = None, layer: int = 0, 
 def global_grad_norm(hist: pd.DataFrame, clip: float | None = None) -> go.Figure:
     """Global gradient norm per step and run on a log axis: before clipping (solid) and, with a threshold,
     after clipping (dotted), with the threshold as a dashed line. hist: analysis.history_frames."""
-    title, xt, yt = "Global gradient norm ‖∂L/∂θ‖ per step", "training step", "‖∂L/∂θ‖ (log scale)"
+    title, xt, yt = "Global gradient norm ‖∂L/∂θ‖", "training step", "‖∂L/∂θ‖ (log scale)"
     if _is_empty(hist):
         return _empty(title, xt, yt)
     colors = run_colors(hist["run"].unique())
     fig = _figure()
     for run, h in hist.groupby("run", sort=False):
-        fig.add_trace(go.Scatter(x=h["step"], y=_positive(h["grad_norm"]), mode="lines", name=f"{run}: before clipping",
+        fig.add_trace(go.Scatter(x=h["step"], y=_positive(h["grad_norm"]), mode="lines", name=run,
                                  line={"color": colors[run], "width": 2}, legendgroup=run,
                                  hovertemplate=f"{run}<br>step %{{x}}<br>‖g‖ = %{{y:.3e}}<extra></extra>"))
         if clip:
             fig.add_trace(go.Scatter(x=h["step"], y=_positive(h["grad_norm_clipped"]), mode="lines",
-                                     name=f"{run}: after clipping", legendgroup=run,
+                                     name=f"{run}, clipped", legendgroup=run,
                                      line={"color": colors[run], "width": 3, "dash": "dot"},
                                      hovertemplate=f"{run}<br>step %{{x}}<br>clipped ‖g‖ = %{{y:.3e}}<extra></extra>"))
     if clip:
         _hline(fig, hist["step"], float(clip), f"clip threshold {clip:g}")
-    note = "if ‖g‖ ≥ threshold: g ← threshold · g / ‖g‖ (Pascanu et al. 2013)" if clip else "no clipping"
+    note = ("solid: before clipping · dotted: after · g ← threshold⋅g / ‖g‖ if ‖g‖ ≥ threshold · "
+            "(Pascanu et al. 2013)") if clip else "no clipping"
     fig = _layout(fig, title, xt, yt, note=note)
     cols = ["grad_norm"] + (["grad_norm_clipped"] if clip else [])
     _log_axis(fig, _decades(*_log_bounds(hist[cols].to_numpy(dtype=np.float64), [clip or np.nan])))
@@ -468,7 +508,7 @@ def loss_curves(hist: pd.DataFrame, metric: bool = False) -> go.Figure:
 def layer_grad_norms(lg: pd.DataFrame) -> go.Figure:
     """||dL/dtheta|| per parameter group and step (before clipping), log axis. One run: a colour per group;
     several: the run's colour with a dash per group. lg: analysis.layer_grad_frames."""
-    title, xt, yt = "Gradient norm per parameter group", "training step", "‖∂L/∂θ_group‖ (log scale)"
+    title, xt, yt = "‖∂L/∂θ‖ per parameter group", "training step", "‖∂L/∂θ_group‖ (log scale)"
     if _is_empty(lg):
         return _empty(title, xt, yt)
     runs = list(lg["run"].unique())
@@ -485,7 +525,7 @@ def layer_grad_norms(lg: pd.DataFrame) -> go.Figure:
         fig.add_trace(go.Scatter(x=g["step"], y=_positive(g["grad_norm"]), mode="lines+markers", name=name,
                                  line=line, marker=marker,
                                  hovertemplate=f"{name}<br>step %{{x}}<br>‖∂L/∂θ‖ = %{{y:.3e}}<extra></extra>"))
-    fig = _layout(fig, title + " (before clipping)", xt, yt)
+    fig = _layout(fig, title, xt, yt, note="before clipping")
     _log_axis(fig, _decades(*_log_bounds(lg["grad_norm"].to_numpy(dtype=np.float64))))
     return fig
 
@@ -555,7 +595,7 @@ def gate_saturation(gs: pd.DataFrame) -> go.Figure:
                                  line={"color": color, "width": 2, "dash": "dot"}, legendgroup=f"{run}{gate}",
                                  marker={"symbol": "circle-open"},
                                  hovertemplate=f"{pre}{gate}<br>step %{{x}}<br>< 0.05: %{{y:.1%}}<extra></extra>"))
-    fig = _layout(fig, title, xt, yt, note="solid: > 0.95 (open) · dotted: < 0.05 (shut) · tanh gates as (a+1)/2")
+    fig = _layout(fig, title, xt, yt, note="solid: > 0.95 (open) · dotted: < 0.05 (shut) · tanh gates as (a + 1) / 2")
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     return fig
 
@@ -707,7 +747,7 @@ def attention_heatmap(af: pd.DataFrame, src_tokens: list[str], tgt_tokens: list[
 def accuracy_vs_length(df: pd.DataFrame) -> go.Figure:
     """Greedy-decoding token accuracy against sequence length, one line per attention type
     (columns length, attention, accuracy: rnnviz.training.accuracy_vs_length)."""
-    title, xt, yt = "Accuracy vs sequence length, with and without attention", "sequence length T", \
+    title, xt, yt = "Accuracy vs sequence length", "sequence length T", \
         "token accuracy (greedy decoding)"
     if _is_empty(df):
         return _empty(title, xt, yt)

@@ -119,7 +119,8 @@ def _projector_ready(fig, min_px=14):
     for i, tr in enumerate(fig.data):
         if tr.type == "heatmap":
             assert tr.colorbar.tickfont.size >= min_px and tr.colorbar.title.font.size >= min_px, i
-    assert fig.layout.title.font.size > fig.layout.xaxis.tickfont.size
+    # larger than any tick label, also a log axis's 10^k, which plotly draws at 1.25x the tick font
+    assert fig.layout.title.font.size > 1.25 * max(fig.layout[a].tickfont.size for a in axes(fig))
     fig.to_json()  # serialisable, as Streamlit needs
 
 
@@ -201,6 +202,7 @@ def test_grad_norm_layers_and_directions_are_told_apart():
 def test_grad_norm_says_when_the_snapshot_lags_training():
     gf = _gf()  # snapshots at steps 0 and 10
     assert "training is at step 14" in F.grad_norm_vs_time(gf, now=14).layout.title.subtitle.text
+    assert F.grad_norm_vs_time(gf, now=14).layout.title.text.endswith("step 10")
     assert "training is at" not in F.grad_norm_vs_time(gf, now=10).layout.title.subtitle.text
     assert "training is at" not in F.grad_norm_vs_time(gf).layout.title.subtitle.text
 
@@ -227,6 +229,7 @@ def test_global_grad_norm_and_loss_curves():
     _projector_ready(fig)
     assert len(fig.data) == 2 * 2 + 1 and fig.layout.yaxis.type == "log"
     assert fig.data[-1].name == "clip threshold 1" and list(fig.data[-1].y) == [1.0, 1.0]
+    assert [d.name for d in fig.data[:2]] == ["RNN (tanh)", "RNN (tanh), clipped"]
     assert len(F.global_grad_norm(h).data) == 2
 
     loss = F.loss_curves(h)
@@ -471,7 +474,13 @@ def test_main_charts_are_short_with_tight_margins(name):
     fig = MAIN_CHARTS[name]()
     assert fig.layout.height <= F.HEIGHT + 40, fig.layout.height
     m = fig.layout.margin
-    assert m.t <= 80 and m.b <= 20 and m.l <= 20 and m.r <= 20  # axes and legends push them as they need
+    sub = fig.layout.title.subtitle.text
+    lines = sub.count("<br>") + 1 if sub else 0
+    panels = 30 if fig.layout.annotations else 0  # panel titles below the title
+    assert m.t <= 50 + 21 * lines + panels and m.b <= 20 and m.l <= 20 and m.r <= 20  # axes, legend push them as needed
+    assert all(len(line) <= F.NOTE_CHARS for line in (sub or "").split("<br>"))  # fits half a 1280 px screen
+    lg = fig.layout.legend  # below the plot, across its width: a narrow chart keeps its plot area
+    assert (lg.orientation, lg.yref, lg.y, lg.yanchor) == ("h", "container", 0, "bottom")
     assert all(fig.layout[a].automargin for a in axes(fig))
 
 
@@ -493,11 +502,13 @@ ALL_FIGURES = {**MAIN_CHARTS,
 @pytest.mark.parametrize("name", list(ALL_FIGURES))
 def test_presentation_enlarges_every_text(name):
     """presentation(fig): every font size scaled by PRESENTATION_FONT_SIZE / FONT_SIZE (>= 18 px for what was
-    16), colours kept, the top margin scaled with the title; a second call changes nothing; same object."""
+    16), colours kept, the note re-wrapped into shorter lines, the top margin and the height scaled with the
+    text; a second call changes nothing; the same object is returned."""
     fig = ALL_FIGURES[name]()
     _projector_ready(fig)
     before = {p: dict(f) for p, f in fonts(fig)}
-    t0 = fig.layout.margin.t
+    t0, h0 = fig.layout.margin.t, fig.layout.height
+    fig_lines = (fig.layout.title.subtitle.text or "").count("<br>")
     big = F.presentation(fig)
     assert big is fig
     after = dict(fonts(big))
@@ -507,7 +518,11 @@ def test_presentation_enlarges_every_text(name):
         assert after[p]["size"] == pytest.approx(f["size"] * k), p
         assert after[p].get("color") == f.get("color"), p
     assert min(f["size"] for f in after.values()) >= 18
-    assert big.layout.margin.t == round(t0 * k)
+    sub = big.layout.title.subtitle.text
+    extra = (sub.count("<br>") - fig_lines) if sub else 0  # the note re-wrapped into shorter lines
+    assert big.layout.margin.t == round((t0 + 21 * extra) * k)
+    assert big.layout.height == round(h0 * k)
+    assert all(len(line) <= round(F.NOTE_CHARS / k) or " · " not in line for line in (sub or "").split("<br>"))
     _projector_ready(big, min_px=18)
     again = {p: dict(f) for p, f in fonts(F.presentation(big))}
     assert again == {p: dict(f) for p, f in after.items()}
@@ -532,11 +547,14 @@ def test_layout_matches_plotlys_own_update_layout(kw):
     fast = F._layout(F._figure(go.Scatter(x=[0, 1], y=[1, 2])), "title", "x", "y", note="note", **kw)
     plain = go.Figure(go.Scatter(x=[0, 1], y=[1, 2]))
     font = {"size": F.FONT_SIZE, "color": F.TEXT}
-    t = {"text": "title", "font": {"size": F.FONT_SIZE + 4, "color": F.TEXT},
+    t = {"text": "title", "font": {"size": F.FONT_SIZE + 6, "color": F.TEXT}, "yref": "container", "y": 1,
+         "yanchor": "top", "pad": {"t": 8},
          "subtitle": {"text": "note", "font": {"size": F.FONT_SIZE - 1, "color": F.TEXT}}}
     plain.update_layout(**{"template": "plotly_white", "title": t, "font": font,
-                           "hoverlabel": {"font": font, "bgcolor": "white"}, "legend": {"font": font},
-                           "margin": {"t": 80, "b": 10, "l": 10, "r": 10}, "height": F.HEIGHT})
+                           "hoverlabel": {"font": font, "bgcolor": "white"},
+                           "legend": {"font": font, "orientation": "h", "x": 0, "xanchor": "left", "y": 0,
+                                      "yref": "container", "yanchor": "bottom"},
+                           "margin": {"t": 71, "b": 10, "l": 10, "r": 10}, "height": F.HEIGHT})
     plain.update_layout(**kw)  # extra properties merge into the common ones (a legend keeps its font size)
     axis = {"tickfont": font, "title_font": font, "automargin": True}
     plain.update_xaxes(**axis, title_text="x").update_yaxes(**axis, title_text="y")
@@ -580,3 +598,15 @@ def test_panels_are_make_subplots(rows, cols, n):
         ours.add_trace(go.Heatmap(z=[[i]], xaxis=F._axis_id("x", i), yaxis=F._axis_id("y", i)))
         ref.add_trace(go.Heatmap(z=[[i]]), row=i // cols + 1, col=i % cols + 1)
     assert ours.to_dict() == ref.to_dict()
+
+
+def test_notes_wrap_into_short_lines():
+    """A subtitle is packed into lines of at most NOTE_CHARS at its " · " separators (plotly never wraps one);
+    the top margin grows by a line's height per line."""
+    parts = ["the loss is at the last step: read right to left", "× at the bottom: exactly 0 (truncation)",
+             "dashed prediction cut at the plot's edge"]
+    assert F._wrap(" · ".join(parts)) == "<br>".join(parts)
+    assert F._wrap("a · b · c") == "a · b · c" and F._wrap("x<br>y") == "x<br>y"
+    fig = F._layout(F._figure(), "t", note=" · ".join(parts))
+    assert fig.layout.title.subtitle.text == "<br>".join(parts) and fig.layout.margin.t == 50 + 3 * 21
+    assert F._layout(F._figure(), "t").layout.margin.t == 50
