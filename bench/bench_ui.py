@@ -14,15 +14,27 @@ Playwright, like tests/test_browser.py. Prints:
 
 The two Step timings are taken in the page itself (performance.now() around a JS click, polled every
 animation frame), so Playwright's round trips are not counted. Median and p90 over --repeats clicks.
+
+Then where a cold start's seconds go (--no-breakdown skips it):
+  browser: the JavaScript the first Home load fetched (count, size, when the last arrived), and on the first
+           Gradient flow the plotly chunk (size, when it arrived after the click, until the first chart drew);
+  server:  the same work a first visitor's script runs cause, timed in a fresh Python process, each step done
+           twice (first = cold process, second = warm): importing torch, pandas + plotly, the app's modules,
+           building the default runs (3 models + their step-0 trace), the Gradient flow page's frames and
+           figures, and their JSON; plus `python -X importtime` of the app's imports, by top-level package.
 """
 
 import argparse
+import json
+import re
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 from tests.browser import App, StreamlitServer, chromium_available, launch_browser, new_page  # noqa: E402
 
 GOAL_FIRST_LOAD_S = 3.0
@@ -65,6 +77,62 @@ def pct(xs, q):
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
+# the JavaScript resources the page has fetched so far: [name, startTime, responseEnd, transferSize] (ms, bytes)
+RESOURCES_JS = """() => performance.getEntriesByType('resource').filter(r => /\\.js(\\?|$)/.test(r.name))
+    .map(r => [r.name.split('/').pop(), r.startTime, r.responseEnd, r.transferSize || r.encodedBodySize])"""
+
+# the work behind a first visitor's script runs, in a fresh process; prints {step: [first s, second s]}
+SERVER_SIDE = r"""
+import json, sys, time
+sys.path.insert(0, ".")
+out = {}
+def timed(name, f):
+    t0 = time.perf_counter(); f(); t1 = time.perf_counter(); f(); t2 = time.perf_counter()
+    out[name] = [t1 - t0, t2 - t1]
+timed("import streamlit (before the first visitor)", lambda: __import__("streamlit"))
+timed("import torch", lambda: __import__("torch"))
+import torch
+torch.set_num_threads(1)
+timed("import pandas, plotly.graph_objects", lambda: (__import__("pandas"), __import__("plotly.graph_objects")))
+timed("import the app's modules (pages._ui -> rnnviz)", lambda: __import__("pages._ui"))
+from rnnviz import analysis, figures
+from rnnviz.controls import Controls
+from rnnviz.experiment import Experiment
+box = {}
+timed("build the default runs (3 models + step-0 trace)", lambda: box.update(rs=Experiment(Controls()).runs))
+rs = box["rs"]
+def frames():
+    box["gf"] = analysis.grad_flow_frames(rs)
+    box["pred"] = analysis.predicted_frames(rs, None)
+    box["hist"] = analysis.history_frames(rs)
+timed("Gradient flow frames (analysis)", frames)
+def figs():
+    box["figs"] = [figures.grad_norm_vs_time(box["gf"], predicted=box["pred"]),
+                   *(figures.grad_flow_heatmap(box["gf"], run=r) for r in rs), figures.global_grad_norm(box["hist"])]
+timed("Gradient flow figures", figs)
+timed("their JSON (what st.plotly_chart sends)", lambda: [f.to_json() for f in box["figs"]])
+print(json.dumps(out))
+"""
+IMPORTS = "import streamlit; import torch; from pages import _ui"
+
+
+def server_side() -> dict:
+    r = subprocess.run([sys.executable, "-c", SERVER_SIDE], cwd=REPO, capture_output=True, text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def import_times() -> dict:
+    """`python -X importtime` of the app's imports: cumulative seconds per top-level module imported."""
+    r = subprocess.run([sys.executable, "-X", "importtime", "-c", IMPORTS], cwd=REPO, capture_output=True, text=True,
+                       check=True)
+    out = {}
+    for line in r.stderr.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( +)(\S+)", line)
+        if m and len(m[2]) <= 3:  # imported by the -c statement itself (depth 1), or by those (depth 2)
+            out[("  " if len(m[2]) == 3 else "") + m[3]] = int(m[1]) / 1e6
+    return out
+
+
 def load_home(app: App) -> dict:
     """Open "/" in a new session; seconds to idle with the title visible, and the phases in the page."""
     t0 = time.perf_counter()
@@ -99,6 +167,7 @@ def breakdown(m: dict) -> list:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=10, help="Step clicks to time")
+    ap.add_argument("--no-breakdown", action="store_true", help="skip where the cold start's seconds go")
     args = ap.parse_args()
     if not chromium_available():
         sys.exit("bench_ui: /usr/bin/chromium not found (apt-get install -y chromium)")
@@ -111,13 +180,17 @@ def main():
         first = load_home(app)
         rows.append(('first load of "/" -> idle, title', first["total"], "s", f"< {GOAL_FIRST_LOAD_S:g} s"))
         rows += breakdown(first)
+        home_js = app.page.evaluate(RESOURCES_JS)
 
         warm = App(new_page(browser), server.url)
         again = load_home(warm)
         rows.append(('warm load of "/" (new session)', again["total"], "s", ""))
         rows += breakdown(again)
 
+        t_click = app.page.evaluate("performance.now()")
         rows.append(("Home -> Gradient flow, charts (1st time)", open_gradient_flow(app), "s", ""))
+        plotly_js = [r for r in app.page.evaluate(RESOURCES_JS) if r[0].startswith("PlotlyChart")]
+        drawn = app.page.evaluate("performance.now()")
         rows.append(("Home -> Gradient flow, charts (2nd session)", open_gradient_flow(warm), "s", ""))
         warm.page.context.close()
         app.assert_no_exception("gradient_flow")
@@ -151,6 +224,22 @@ def main():
     if missed:
         print(f"warning: {missed} of {args.repeats} clicks did not change the status and the chart within 10 s")
     print(f"(step counts at the end: {steps})")
+    if args.no_breakdown:
+        return
+    print("\nwhere a cold start's seconds go (this run; file caches of the machine were warm)")
+    print(f"  browser, first Home: {len(home_js)} JavaScript files, {sum(r[3] for r in home_js) / 1e6:.1f} MB, "
+          f"the last one arrived {max(r[2] for r in home_js) / 1e3:.2f} s after navigation start")
+    for name, start, end, size in plotly_js:
+        print(f"  browser, first Gradient flow: {name} {size / 1e6:.1f} MB requested "
+              f"{(start - t_click) / 1e3:.2f} s after the click, arrived after {(end - start) / 1e3:.2f} s; "
+              f"charts drawn and run over {(drawn - end) / 1e3:.2f} s later")
+    print("  server side, timed in a fresh process (first = cold process, second = warm):")
+    for what, (a, b) in server_side().items():
+        print(f"    {what:55s} {a:6.2f} s   {b:6.2f} s")
+    print(f"  python -X importtime -c '{IMPORTS}' (cumulative, depth <= 2, >= 50 ms):")
+    for what, v in import_times().items():
+        if v >= 0.05:
+            print(f"    {what:55s} {v:6.2f} s")
 
 
 if __name__ == "__main__":

@@ -1,39 +1,40 @@
-"""Full-page screenshots of every page of the dashboard, for a human to look at.
+"""Screenshots of every page of the dashboard at projector sizes, for a human to look at.
 
-    python bench/screenshots.py [OUT_DIR] [--steps 3] [--train 5] [--train-attention 10]
+    python bench/screenshots.py [OUT_DIR] [--sizes 1280x800,1920x1080] [--steps 3] [--train 5]
+                                [--train-attention 10] [--presentation QUERY]
 
-Starts `streamlit run app.py` on a free local port, drives Debian's Chromium (/usr/bin/chromium) with a
-1600x1000 viewport and writes PNGs (the whole scrolling page, not just the viewport) to OUT_DIR
-(default /tmp/rnnviz-shots):
+Starts `streamlit run app.py` on a free local port and drives Debian's Chromium (/usr/bin/chromium). For each
+viewport size it opens every page of the sidebar navigation in one session (pressing Step --steps times on the
+pages that train; Your weights after uploading a small 2-layer LSTM state_dict), then Attention on a
+sequence-to-sequence task and two presets trained for a few seconds, and writes into OUT_DIR/<W>x<H>/:
 
-  01_home.png … 08_your_model.png    every page at default settings, after pressing Step --steps times
-                                     (Your weights: after uploading a small 2-layer LSTM state_dict)
-  09_attention_reverse.png           Attention with task=reverse (the defaults' task has no attention)
-  10_preset_vanishing_gradients.png  the "Vanishing gradients" preset, trained --train seconds, paused
-  11_preset_attention.png            the attention preset, trained --train-attention seconds, paused
+  NN_<page>.png        what the screen shows without scrolling (the lecturer's view)
+  NN_<page>_full.png   the whole page (the main area stretched to its content)
 
-Prints each path, and any Streamlit exception shown on a page.
+--presentation QUERY (e.g. "present=1") adds that query to the first URL of every session, for the
+dashboard's presentation mode; the shots then go to OUT_DIR/<W>x<H>-presentation/. Prints each path, any
+Streamlit exception shown on a page, and for each page where its first chart ends (y in px) against the
+viewport's height.
 """
 
 import argparse
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.browser import App, StreamlitServer, chromium_available, launch_browser, new_page  # noqa: E402
+from tests.browser import (  # noqa: E402
+    NAV_LINK,
+    RUN_COUNTER_JS,
+    App,
+    StreamlitServer,
+    chromium_available,
+    launch_browser,
+)
 
-PAGES = [  # (file name, sidebar link text, live page: press Step)
-    ("01_home", "Home", False),
-    ("02_gradient_flow", "Gradient flow", True),
-    ("03_gates", "Gates", True),
-    ("04_hidden_states", "Hidden states", True),
-    ("05_attention", "Attention", True),
-    ("06_training", "Training & replay", True),
-    ("07_phase", "Phase diagram", False),
-    ("08_your_model", "Your weights", False),
-]
+TRAINING_PAGES = ("Gradient flow", "Gates", "Hidden states", "Attention", "Training", "Connectivity", "hello")
 
 
 def settle(app: App, timeout_ms: float = 90_000) -> None:
@@ -42,16 +43,29 @@ def settle(app: App, timeout_ms: float = 90_000) -> None:
     app.page.wait_for_function(
         """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
                   .every(c => c.querySelector('.main-svg'))""", timeout=timeout_ms)
-    app.page.wait_for_timeout(300)
+    app.page.wait_for_timeout(400)
 
 
-def shoot(app: App, out: Path, name: str, shots: list) -> None:
-    app.page.mouse.move(1590, 990)  # no tooltip from the last button pressed
+def first_chart_bottom(app: App) -> float | None:
+    return app.page.evaluate("""() => { const c = document.querySelector('[data-testid="stPlotlyChart"]');
+                                        return c ? c.getBoundingClientRect().bottom : null; }""")
+
+
+def shoot(app: App, folder: Path, name: str, shots: list) -> None:
+    size = app.page.viewport_size
+    app.page.mouse.move(size["width"] - 10, size["height"] - 10)  # no tooltip from the last button pressed
     settle(app)
-    path = app.full_screenshot(str(out / f"{name}.png"))
+    app.page.evaluate("""() => { const m = document.querySelector('[data-testid="stMain"]');
+                                  if (m) m.scrollTop = 0; window.scrollTo(0, 0); }""")
+    path = str(folder / f"{name}.png")
+    app.page.screenshot(path=path)
+    bottom = first_chart_bottom(app)
+    app.full_screenshot(str(folder / f"{name}_full.png"))
     exc = app.exceptions()
     shots.append((path, exc))
-    print(path + ("   <-- EXCEPTION: " + exc[0].splitlines()[0] if exc else ""), flush=True)
+    where = "" if bottom is None else f"   first chart ends at y={bottom:.0f} of {size['height']}" + \
+        (" (below the fold)" if bottom > size["height"] else "")
+    print(path + where + ("   <-- EXCEPTION: " + exc[0].splitlines()[0] if exc else ""), flush=True)
 
 
 def sample_state_dict(folder: Path) -> Path:
@@ -71,57 +85,82 @@ def train_for(app: App, seconds: float) -> None:
     app.pause()
 
 
+def session(browser, url: str, size: dict) -> App:
+    ctx = browser.new_context(viewport=size)
+    ctx.set_default_timeout(60_000)
+    ctx.add_init_script(RUN_COUNTER_JS)
+    return App(ctx.new_page(), url)
+
+
+def with_query(path: str, query: str) -> str:
+    if not query:
+        return path
+    return path + ("&" if "?" in path else "?") + query
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", nargs="?", default="/tmp/rnnviz-shots", help="folder for the PNGs")
-    ap.add_argument("--steps", type=int, default=3, help="Step presses on each live page")
+    ap.add_argument("--sizes", default="1280x800,1920x1080", help="viewports, WxH,WxH")
+    ap.add_argument("--steps", type=int, default=3, help="Step presses on each page that trains")
     ap.add_argument("--train", type=float, default=5.0, help="seconds of training for the vanishing preset")
     ap.add_argument("--train-attention", type=float, default=10.0, help="seconds of training for attention")
+    ap.add_argument("--presentation", default="", help='query for presentation mode, e.g. "present=1"')
     args = ap.parse_args()
     if not chromium_available():
         sys.exit("screenshots: /usr/bin/chromium not found (apt-get install -y chromium)")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    sizes = [dict(zip(("width", "height"), map(int, s.split("x")), strict=True)) for s in args.sizes.split(",")]
     shots = []
     t0 = time.perf_counter()
+    q = args.presentation
     with launch_browser() as browser, StreamlitServer() as server, tempfile.TemporaryDirectory() as tmp:
-        # every page at defaults, one session, moving through the sidebar navigation
-        app = App(new_page(browser), server.url)
-        app.goto("/")
-        for name, link, live in PAGES:
-            if link != "Home":
-                app.nav(link)
-            if live:
-                for _ in range(args.steps):
-                    app.step()
-            if name == "08_your_model":
-                with app.rerun():
-                    app.page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
-                        str(sample_state_dict(Path(tmp))))
-                app.page.wait_for_selector(".st-key-yw_gf .main-svg", timeout=60_000)
-            shoot(app, out, name, shots)
-        app.page.context.close()
+        for size in sizes:
+            folder = Path(args.out) / (f"{size['width']}x{size['height']}" + ("-presentation" if q else ""))
+            folder.mkdir(parents=True, exist_ok=True)
+            # every page at defaults, one session, moving through the sidebar navigation
+            app = session(browser, server.url, size)
+            app.goto(with_query("/", q))
+            links = [t.split("\n")[-1].strip() for t in app.page.locator(NAV_LINK).all_inner_texts()]
+            for i, link in enumerate(links, start=1):
+                if i > 1:
+                    app.nav(link)
+                if any(p in link for p in TRAINING_PAGES) and app.sidebar_button("Step").count():
+                    for _ in range(args.steps):
+                        app.step()
+                if link == "Your weights":
+                    with app.rerun():
+                        app.page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+                            str(sample_state_dict(Path(tmp))))
+                    app.page.wait_for_selector(".st-key-yw_gf .main-svg", timeout=60_000)
+                shoot(app, folder, f"{i:02d}_{slug(link)}", shots)
+            app.page.context.close()
+            n = len(links)
 
-        # attention needs a seq2seq task
-        app = App(new_page(browser), server.url)
-        app.goto("/?task=reverse&cells=gru&seq_len=12")
-        app.nav("Attention")
-        for _ in range(args.steps):
-            app.step()
-        shoot(app, out, "09_attention_reverse", shots)
-        app.page.context.close()
-
-        for name, preset, seconds in (("10_preset_vanishing_gradients", "Vanishing gradients", args.train),
-                                      ("11_preset_attention", "Attention vs the context-vector", args.train_attention)):
-            app = App(new_page(browser), server.url)
-            app.goto("/")
-            app.load_preset(preset)
-            train_for(app, seconds)
-            shoot(app, out, name, shots)
+            # attention needs a seq2seq task
+            app = session(browser, server.url, size)
+            app.goto(with_query("/?task=reverse&cells=gru&seq_len=12", q))
+            app.nav("Attention")
+            for _ in range(args.steps):
+                app.step()
+            shoot(app, folder, f"{n + 1:02d}_attention_reverse", shots)
             app.page.context.close()
 
+            for k, (name, preset, seconds) in enumerate((
+                    ("preset_vanishing_gradients", "Vanishing gradients", args.train),
+                    ("preset_attention", "Attention vs the context-vector", args.train_attention)), start=n + 2):
+                app = session(browser, server.url, size)
+                app.goto(with_query("/", q))
+                app.load_preset(preset)
+                train_for(app, seconds)
+                shoot(app, folder, f"{k:02d}_{name}", shots)
+                app.page.context.close()
+
     bad = [(p, e) for p, e in shots if e]
-    print(f"{len(shots)} screenshots in {out} ({time.perf_counter() - t0:.0f} s)"
+    print(f"{len(shots)} screenshots in {args.out} ({time.perf_counter() - t0:.0f} s)"
           + (f"; {len(bad)} with a Streamlit exception" if bad else ""))
     for p, e in bad:
         print(f"\n{p}:\n" + "\n---\n".join(e))

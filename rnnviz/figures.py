@@ -33,7 +33,8 @@ from plotly.subplots import make_subplots
 # Okabe & Ito (2008): distinguishable with every common colour-vision deficiency
 RUN_COLORS = {"RNN (tanh)": "#D55E00", "RNN (relu)": "#E69F00", "LSTM": "#0072B2", "GRU": "#009E73"}
 # other labels (compared variants of one cell, attention runs): dark enough for a thin line on a projector
-FALLBACK_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#000000", "#882255", "#E69F00"]
+# (no orange #E69F00 nor wine #882255: too near vermillion and reddish purple, CIELAB ΔE ~ 30)
+FALLBACK_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#000000"]
 GATE_COLORS = {"input": "#0072B2", "forget": "#D55E00", "cell": "#009E73", "output": "#CC79A7",
                "reset": "#E69F00", "update": "#56B4E9", "new": "#009E73"}
 SIGMOID_GATES = ("input", "forget", "output", "reset", "update")  # [0, 1]; everything else is tanh-like
@@ -243,6 +244,15 @@ def _log_axis(fig: go.Figure, rng: tuple[float, float], axis: str = "yaxis") -> 
                         "dtick": max(1, math.ceil((hi - lo) / 8)), "exponentformat": "power"}
 
 
+def _whole_steps(fig: go.Figure, steps, axis: str = "xaxis") -> None:
+    """Training steps are whole numbers: over a span of fewer than 10 steps plotly would label 1.5, 2.5, ...;
+    there, one label per step (above that, plotly's own choice is whole)."""
+    v = np.asarray(steps, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) and v.max() - v.min() < 10:
+        fig.layout[axis] = {**fig.layout._props.get(axis, {}), "tick0": 0, "dtick": 1}
+
+
 def _empty(title: str, x: str | None = None, y: str | None = None) -> go.Figure:
     fig = _layout(_figure(), title, x, y)
     fig.add_annotation(text=EMPTY, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
@@ -431,7 +441,9 @@ def grad_flow_heatmap(gf: pd.DataFrame, run: str | None = None, layer: int = 0, 
         hovertemplate="step %{y}, t = %{x}<br>‖∂L/∂h_t‖ = %{customdata:.3e}<extra></extra>"))
     name = f"{run}" + (f", layer {layer}" if layer else "") + (", reverse" if direction else "")
     note = "blank cells: exactly 0 (cut by truncation)" if (z == 0).any() else None
-    return _layout(fig, str(name), xt, yt, note=note or "log10 ‖∂L/∂h_t‖ per snapshot", height=HEIGHT - 60)
+    fig = _layout(fig, str(name), xt, yt, note=note or "log10 ‖∂L/∂h_t‖ per snapshot", height=HEIGHT - 60)
+    _whole_steps(fig, steps, "yaxis")
+    return fig
 
 
 def global_grad_norm(hist: pd.DataFrame, clip: float | None = None) -> go.Figure:
@@ -458,6 +470,7 @@ def global_grad_norm(hist: pd.DataFrame, clip: float | None = None) -> go.Figure
     fig = _layout(fig, title, xt, yt, note=note)
     cols = ["grad_norm"] + (["grad_norm_clipped"] if clip else [])
     _log_axis(fig, _decades(*_log_bounds(hist[cols].to_numpy(dtype=np.float64), [clip or np.nan])))
+    _whole_steps(fig, hist["step"])
     return fig
 
 
@@ -477,7 +490,7 @@ def loss_curves(hist: pd.DataFrame, metric: bool = False) -> go.Figure:
     title = f"Training {name} per step" if name != "metric" else "Training metric per step"
     xt, yt = "training step", name + (" (log scale)" if log else "")
     if _is_empty(hist):
-        return _empty(title, xt, yt)
+        return _empty(title, xt, name)  # no axis yet: not said to be a log one
     col = "metric" if metric else "loss"
     colors = run_colors(hist["run"].unique())
     fig, w = _figure(), 1
@@ -497,6 +510,7 @@ def loss_curves(hist: pd.DataFrame, metric: bool = False) -> go.Figure:
         _hline(fig, hist["step"], float(base.iloc[0]), "trivial baseline")
     fig = _layout(fig, title, xt, yt, note="thin: every step · thick: " + (f"rolling mean over {w} steps" if w > 1
                                                                              else "the same (too few steps to smooth)"))
+    _whole_steps(fig, hist["step"])
     if log:
         _log_axis(fig, _decades(*_log_bounds(hist[col].to_numpy(dtype=np.float64),
                                              base.to_numpy(dtype=np.float64)[:1] if len(base) else [])))
@@ -527,6 +541,7 @@ def layer_grad_norms(lg: pd.DataFrame) -> go.Figure:
                                  hovertemplate=f"{name}<br>step %{{x}}<br>‖∂L/∂θ‖ = %{{y:.3e}}<extra></extra>"))
     fig = _layout(fig, title, xt, yt, note="before clipping")
     _log_axis(fig, _decades(*_log_bounds(lg["grad_norm"].to_numpy(dtype=np.float64))))
+    _whole_steps(fig, lg["step"])
     return fig
 
 
@@ -597,6 +612,7 @@ def gate_saturation(gs: pd.DataFrame) -> go.Figure:
                                  hovertemplate=f"{pre}{gate}<br>step %{{x}}<br>< 0.05: %{{y:.1%}}<extra></extra>"))
     fig = _layout(fig, title, xt, yt, note="solid: > 0.95 (open) · dotted: < 0.05 (shut) · tanh gates as (a + 1) / 2")
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    _whole_steps(fig, gs["step"])
     return fig
 
 

@@ -68,6 +68,20 @@ def luminance(color: str) -> float:
     return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
 
 
+def cielab(color: str) -> tuple[float, float, float]:
+    """CIE L*a*b* (D65) of "#rrggbb": Euclidean distances are ΔE76, about 2.3 for a just noticeable difference."""
+    lin = [(c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4)
+           for c in (int(color[i:i + 2], 16) / 255 for i in (1, 3, 5))]
+    x, y, z = (sum(m * c for m, c in zip(row, lin, strict=True)) for row in
+               ((0.4124, 0.3576, 0.1805), (0.2126, 0.7152, 0.0722), (0.0193, 0.1192, 0.9505)))
+
+    def f(t):
+        return t ** (1 / 3) if t > 216 / 24389 else (24389 / 27 * t + 16) / 116
+
+    fx, fy, fz = f(x / 0.95047), f(y), f(z / 1.08883)
+    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+
+
 def fonts(fig):
     """(path, font dict) of every font a figure sets: the layout (not the template) and the traces' text and
     colour bars."""
@@ -454,10 +468,16 @@ def test_run_colors_are_stable_and_distinct():
         runs = list(p.controls().variants())
         c = F.run_colors(runs)
         assert len(set(c.values())) == len(runs), (p.name, c)
+        lab = [cielab(v) for v in c.values()]
+        for i in range(len(lab)):  # no two alike: vermillion #D55E00 and orange #E69F00 are ΔE 33 apart
+            for j in range(i):
+                assert math.dist(lab[i], lab[j]) >= 45, (p.name, c)
     for color in [*F.RUN_COLORS.values(), *F.FALLBACK_COLORS]:
         assert luminance(color) <= 0.45, color
     many = F.run_colors([f"run {i}" for i in range(len(F.FALLBACK_COLORS))])
     assert len(set(many.values())) == len(F.FALLBACK_COLORS)
+    lab = [cielab(v) for v in F.FALLBACK_COLORS]
+    assert min(math.dist(a, b) for i, a in enumerate(lab) for b in lab[:i]) >= 45
 
 
 MAIN_CHARTS = {  # a training page's main chart: it must fit below the status on a 1280x800 screen
@@ -610,3 +630,13 @@ def test_notes_wrap_into_short_lines():
     fig = F._layout(F._figure(), "t", note=" · ".join(parts))
     assert fig.layout.title.subtitle.text == "<br>".join(parts) and fig.layout.margin.t == 50 + 3 * 21
     assert F._layout(F._figure(), "t").layout.margin.t == 50
+
+
+def test_training_step_axes_are_labelled_with_whole_steps():
+    """A few steps: one label per step (plotly would label 1.5, 2.5); many: plotly's own (whole) choice."""
+    short, long = _hist(n=4), _hist(n=30)
+    for f in (F.loss_curves(short), F.loss_curves(short, metric=True), F.global_grad_norm(short, clip=1.0)):
+        assert (f.layout.xaxis.dtick, f.layout.xaxis.tick0) == (1, 0)
+    assert F.loss_curves(long).layout.xaxis.dtick is None
+    heat = F.grad_flow_heatmap(_gf(steps=(0, 1, 2)), run="LSTM")
+    assert heat.layout.yaxis.dtick == 1
