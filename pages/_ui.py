@@ -14,6 +14,7 @@ from dataclasses import fields, replace
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from rnnviz import figures
 from rnnviz.controls import (
     ATTENTION_LABELS,
     BOUNDS,
@@ -49,7 +50,9 @@ def init_session() -> None:
     ss = st.session_state
     if "controls" in ss:
         return
-    c, problems = Controls.from_query(dict(st.query_params))
+    query = dict(st.query_params)
+    ss.presentation = query.pop("present", "") in ("1", "true")  # a view setting, not a control
+    c, problems = Controls.from_query(query)
     ss.controls = c
     ss.url_problems = problems
     ss.running = False
@@ -79,8 +82,9 @@ def _sidebar_note() -> Controls:
 
 
 def _mirror_url(c: Controls) -> None:
-    """Write the controls into the URL; show what a shared link had that could not be used (once)."""
-    st.query_params.from_dict(c.to_query())
+    """Write the controls (and presentation mode) into the URL; show what a shared link had that could not be
+    used (once)."""
+    st.query_params.from_dict({**c.to_query(), **({"present": "1"} if presenting() else {})})
     for p in st.session_state.pop("url_problems", []):
         st.warning(p)
 
@@ -274,6 +278,10 @@ def _open_runs_page() -> None:
     st.session_state.goto = PRESETS_BY_NAME[name].page if name else "gradient_flow"
 
 
+def _toggle_presentation() -> None:
+    st.session_state.presentation = st.session_state.present_toggle
+
+
 def _pause() -> None:
     st.session_state.running = False
 
@@ -298,6 +306,9 @@ def sidebar(home: bool = False) -> Controls:
     step_clicked = b2.button("Step", width="stretch", key="btn_step", disabled=ss.running,
                              help="One optimisation step, then a fresh snapshot")
     b3.button("Reset", on_click=reset_runs, width="stretch", key="btn_reset", help="New models, same settings")
+    ss.present_toggle = presenting()  # widget state does not survive a page without this sidebar
+    sb.toggle("Presentation mode", key="present_toggle", on_change=_toggle_presentation,
+              help="For a projector: larger chart text, no long explanations. Kept in the URL (present=1).")
 
     sb.selectbox("Task", list(TASKS), key=KEY + "task", on_change=_on_task_change, help=NEW_MODELS,
                  format_func=lambda n: f"{n} — {TASKS[n].kind.replace('_', '-')}")
@@ -465,7 +476,31 @@ def claims(exp: Experiment) -> None:
             st.caption(preset.step0)
 
 
+def presenting() -> bool:
+    """Presentation mode (sidebar toggle, `present=1` in the URL): larger chart text, no long explanations."""
+    return bool(st.session_state.get("presentation"))
+
+
+def intro(text: str) -> None:
+    """A page's opening explanation (hidden in presentation mode)."""
+    if not presenting():
+        st.markdown(text)
+
+
+def explain(text: str) -> None:
+    """How to read a chart, under its heading (hidden in presentation mode)."""
+    if not presenting():
+        st.caption(text)
+
+
+def details(label: str):
+    """An expander for the maths; in presentation mode an empty container (nothing shown)."""
+    return st.container(height=1, border=False) if presenting() else st.expander(label, expanded=False)
+
+
 def chart(fig, key: str) -> None:
+    if presenting():
+        figures.presentation(fig)
     st.plotly_chart(fig, width="stretch", key=key, config=PLOTLY_CONFIG)
 
 

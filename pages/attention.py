@@ -8,7 +8,7 @@ from rnnviz.training import accuracy_vs_length
 
 ui.setup()
 st.title("Attention vs the context-vector bottleneck")
-st.markdown(
+ui.intro(
     "A plain encoder–decoder squeezes the whole source into **one vector** (the encoder's last state) and the "
     "decoder must unpack everything from it. Attention lets each decoder step take a weighted average of *all* "
     "encoder states: α_ij = softmax_j(score(s, h_j)), c_i = Σ_j α_ij h_j. Bahdanau scores with the previous "
@@ -35,7 +35,7 @@ def render(rs):
     tgt = [t.task.itos[i] for i in t.probe.y[example].tolist()]
     ideal = {"reverse": "anti-diagonal", "copy": "diagonal"}.get(t.task.name)
     st.markdown(f"#### Where each output step looks — {label}, snapshot at step {snap.step}")
-    st.caption("Rows: decoder steps (the target token each should produce); columns: encoder steps (source "
+    ui.explain("Rows: decoder steps (the target token each should produce); columns: encoder steps (source "
                "tokens). Each row sums to 1. Dotted: the alignment the task calls for. A decoder that knows the "
                "token it just emitted may look one step late, at the previous target, whose encoder state still "
                "remembers this one.")

@@ -7,7 +7,7 @@ from rnnviz import analysis, figures
 
 ui.setup()
 st.title("Gates at work")
-st.markdown(
+ui.intro(
     "Gated cells decide, per unit and per step, what to keep. **LSTM**: input *i*, forget *f*, output *o* "
     "(sigmoids in [0, 1]) and the candidate *g* (tanh): c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t, h_t = o_t ⊙ tanh(c_t). "
     "The cell path is additive: while f ≈ 1, information and gradient pass through unchanged. "
@@ -31,11 +31,11 @@ def render(rs):
     layer = c3.number_input("Layer", 0, L - 1, 0, key="gates_layer")
     gf = analysis.gate_frame(snap, layer=layer, direction=0, example=example)
     st.markdown(f"#### Gate activations, time × unit (snapshot at step {snap.step})")
-    st.caption("Sigmoid gates on a 0–1 scale (white → dark); tanh quantities (candidate, cell state, hidden) on a "
+    ui.explain("Sigmoid gates on a 0–1 scale (white → dark); tanh quantities (candidate, cell state, hidden) on a "
                "diverging −1…1 scale. A forget-gate row that stays near 1 is a unit holding its memory.")
     ui.chart(figures.gate_heatmaps(gf), key="gates_heat")
     st.markdown("#### Saturation over training")
-    st.caption("Fraction of (unit, step) values below 0.05 or above 0.95 on the probe batch. Saturated gates pass "
+    ui.explain("Fraction of (unit, step) values below 0.05 or above 0.95 on the probe batch. Saturated gates pass "
                "almost no gradient through their own derivative σ'(a) = σ(a)(1 − σ(a)).")
     gs = analysis.gate_stats_frames(gated)
     ui.chart(figures.gate_saturation(gs[gs.run == label]), key="gates_sat")

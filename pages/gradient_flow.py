@@ -7,12 +7,12 @@ from rnnviz import analysis, figures
 
 ui.setup()
 st.title("Gradient flow through time")
-st.markdown(
+ui.intro(
     "How much does the loss at the end care about the hidden state at step *t*? That is ‖∂L/∂h_t‖. "
     "Backpropagation through time multiplies one Jacobian per step, so the norm changes geometrically: "
     "it **vanishes** when the recurrent Jacobian's norm is below 1 and **explodes** above it."
 )
-with st.expander("The formula", expanded=False):
+with ui.details("The formula"):
     st.latex(r"\frac{\partial L}{\partial h_{t-1}} = \frac{\partial \ell_{t-1}}{\partial h_{t-1}}"
              r" + W_{hh}^\top \operatorname{diag}(1-h_t^2)\,\frac{\partial L}{\partial h_t}"
              r"\qquad\Rightarrow\qquad \Big\|\frac{\partial L}{\partial h_t}\Big\| \le "
@@ -28,7 +28,7 @@ def render(rs):
     gf = analysis.grad_flow_frames(rs)
     pred = analysis.predicted_frames(rs, step)
     st.markdown("#### ‖∂L/∂h_t‖ at each time step (probe batch, loss at the end of the sequence)")
-    st.caption("Read it right to left: the loss sits at the last step; each step back multiplies by one "
+    ui.explain("Read it right to left: the loss sits at the last step; each step back multiplies by one "
                "Jacobian. A straight line on this log axis is geometric decay or growth. Dashed: the decay "
                "σ_max(W_hh)^(T−1−t) the recurrent matrix predicts for a tanh RNN.")
     if st.session_state.get("gf_step0", True) and (step is None or step > 0):
@@ -46,19 +46,19 @@ def render(rs):
 
     table = analysis.decay_table(rs, step)
     if len(table):
-        st.caption("Measured: least-squares slope of log10 ‖∂L/∂h_t‖ per step (layer 0). For a tanh RNN it sits "
+        ui.explain("Measured: least-squares slope of log10 ‖∂L/∂h_t‖ per step (layer 0). For a tanh RNN it sits "
                    "at or below log10 σ_max; the spectral radius ρ sets the long-run rate.")
         st.dataframe(table, hide_index=True, width="stretch")
 
     st.markdown("#### How gradient flow changes while the model learns")
-    st.caption("Each row is one snapshot (training step), each column a time step; colour is log10 ‖∂L/∂h_t‖.")
+    ui.explain("Each row is one snapshot (training step), each column a time step; colour is log10 ‖∂L/∂h_t‖.")
     cols = st.columns(len(rs))
     for col, label in zip(cols, rs, strict=True):
         with col:
             ui.chart(figures.grad_flow_heatmap(gf, run=label), key=f"gf_heat_{label}")
 
     st.markdown("#### Global gradient norm, before and after clipping")
-    st.caption("Clipping (Pascanu et al. 2013): if ‖g‖ ≥ threshold, g ← threshold · g / ‖g‖. The dashed line "
+    ui.explain("Clipping (Pascanu et al. 2013): if ‖g‖ ≥ threshold, g ← threshold · g / ‖g‖. The dashed line "
                "is the threshold; points above it were rescaled.")
     hist = analysis.history_frames(rs)
     clip = ui.controls().clip or None

@@ -9,7 +9,7 @@ from rnnviz.training import sample_text
 
 ui.setup()
 st.title("Hidden-state trajectories")
-st.markdown(
+ui.intro(
     "Each sequence traces a path through hidden-state space as the RNN reads it. We project h_t onto its first "
     "principal components, with the basis fitted once over **all stored snapshots**, so when you replay "
     "training the motion you see is the model changing, not the axes."
@@ -23,7 +23,7 @@ def _use_text(text: str | None) -> None:
 
 if ui.controls().task == "char_lm":
     with st.expander("Train the character model on your own text", expanded=False):
-        st.caption(f"UTF-8 text, at most {MAX_TEXT_BYTES:,} bytes and {MAX_VOCAB} distinct characters. It stays in "
+        ui.explain(f"UTF-8 text, at most {MAX_TEXT_BYTES:,} bytes and {MAX_VOCAB} distinct characters. It stays in "
                    "this browser session's memory only. Now training on: "
                    + ("**your text**" if st.session_state.get("lm_text") else "**the bundled Shakespeare**"))
         up = st.file_uploader("A text file", type=["txt", "md", "csv"], key="lm_file")
@@ -62,7 +62,7 @@ def render(rs):
     example = st.number_input("Sequence of the probe batch", 0, B - 1, 0, key="hs_example")
     uf = analysis.unit_frame(snap, layer=layer, direction=0, example=example)
     st.markdown("#### Units × time")
-    st.caption("h_t of every unit for one sequence: rows are units, columns time steps.")
+    ui.explain("h_t of every unit for one sequence: rows are units, columns time steps.")
     ui.chart(figures.unit_heatmap(uf), key="hs_units")
 
     if t.task.name in ("char_lm", "hello"):
@@ -80,7 +80,7 @@ ui.live(render)
 if ui.controls().task in ("char_lm", "hello") and ui.budget_guard(ui.controls()):
     st.divider()
     st.markdown("#### Sample from the character model (one-to-many)")
-    st.caption("The model reads the prefix, then feeds each sampled character back in. Low temperature: "
+    ui.explain("The model reads the prefix, then feeds each sampled character back in. Low temperature: "
                "safe and repetitive; high: adventurous and misspelt.")
     rs = ui.runs()
     s1, s2, s3 = st.columns([2, 1, 1])

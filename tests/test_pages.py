@@ -291,3 +291,18 @@ def test_phase_data_can_be_downloaded_while_training_runs():
     assert at.session_state["running"]
     assert not [c for c in at.caption if "Pause training to download" in c.value]
     assert len(at.get("download_button")) == 2  # phase.csv, config.json
+
+
+def test_presentation_mode_from_the_url_and_the_toggle():
+    at = app({"present": "1"}).run()
+    at.switch_page("pages/gradient_flow.py").run()
+    no_exception(at)
+    assert at.toggle(key="present_toggle").value is True
+    assert at.query_params.get("present") in ("1", ["1"])
+    captions = " ".join(c.value for c in at.caption)
+    assert "Read it right to left" not in captions  # long explanations hidden
+    big = figures(at)[0]["layout"]["xaxis"]["tickfont"]["size"]
+    at.toggle(key="present_toggle").set_value(False).run()
+    assert "Read it right to left" in " ".join(c.value for c in at.caption)
+    assert figures(at)[0]["layout"]["xaxis"]["tickfont"]["size"] < big
+    assert "present" not in at.query_params
