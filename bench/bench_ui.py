@@ -20,6 +20,7 @@ Then where a cold start's seconds go (--no-breakdown skips it):
            Gradient flow the plotly chunk (size, when it arrived after the click, until the first chart drew);
   server:  the same work a first visitor's script runs cause, timed in a fresh Python process, each step done
            twice (first = cold process, second = warm): importing torch, pandas + plotly, the app's modules,
+           the first optimiser (torch.optim.Optimizer.__init__ imports torch._dynamo on its first call),
            building the default runs (3 models + their step-0 trace), the Gradient flow page's frames and
            figures, and their JSON; plus `python -X importtime` of the app's imports, by top-level package.
 """
@@ -99,6 +100,8 @@ from rnnviz import analysis, figures
 from rnnviz.controls import Controls
 from rnnviz.experiment import Experiment
 box = {}
+timed("first optimiser (its __init__ imports torch._dynamo)",
+      lambda: torch.optim.Adam([torch.zeros(1, requires_grad=True)]))
 timed("build the default runs (3 models + step-0 trace)", lambda: box.update(rs=Experiment(Controls()).runs))
 rs = box["rs"]
 def frames():

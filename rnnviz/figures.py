@@ -357,7 +357,7 @@ def grad_norm_vs_time(gf: pd.DataFrame, step: int | None = None, predicted: pd.D
     hover "exactly 0 (cut by truncation)". now: the training step the runs are at; when the snapshot shown is
     older, the note says so (snapshots are taken every few steps).
     """
-    title, xt, yt = "‖∂L/∂h_t‖ per time step", "time step t", "‖∂L/∂h_t‖ (log scale)"
+    title, xt, yt = "‖∂L/∂h_t‖ at each time step", "time step t", "‖∂L/∂h_t‖ (log scale)"
     if _is_empty(gf):
         return _empty(title, xt, yt)
     parts, steps = [], {}
@@ -409,7 +409,7 @@ def grad_norm_vs_time(gf: pd.DataFrame, step: int | None = None, predicted: pd.D
     at = set(steps.values())
     notes = ["the loss is at the last step: read right to left"]
     if len(at) == 1:
-        title += f" · step {at.pop()}"
+        title += f" · step {at.pop()}"  # the snapshot's step
     else:
         notes.insert(0, "snapshots at steps " + ", ".join(f"{r}: {s}" for r, s in steps.items()))
     if n_zero:
@@ -851,17 +851,19 @@ def phase_diagram(df: pd.DataFrame, cell: str | None = None, clip: float = 10.0,
             fig.add_trace(go.Scatter(x=bx, y=by, mode="lines", name="theory: σ_max(W_hh) = 1 (tanh RNN)",
                                      hoverinfo="skip", showlegend=True,
                                      line={"color": "#000000", "dash": "dot", "width": 3}), row=1, col=k + 1)
-        fig.update_xaxes(title_text=xt, row=1, col=k + 1)
+        half = (np.diff(scales) / 2) if len(scales) > 1 else np.array([0.5])
+        fig.update_xaxes(title_text=xt, range=[scales[0] - half[0], scales[-1] + half[-1]], row=1, col=k + 1)
     note = f"blue: vanishing · red: exploding · colour clipped at ±{clip:g} decades" + \
         (" · blank: the forward pass overflowed" if any_nan else "")
     fig = _layout(fig, title, note=note,
                   coloraxis={"colorscale": "RdBu_r", "cmin": -clip, "cmax": clip, "cmid": 0,
                              "colorbar": {"title": {"text": "log10 ‖∂L/∂h_0‖ / ‖∂L/∂h_{T−1}‖", "side": "right"}}},
-                  legend={"orientation": "h", "y": -0.2, "font": _font(FONT_SIZE)}, showlegend=True,
-                  margin={"t": 110, "b": 10})
+                  showlegend=True)
+    fig.layout.margin.t += 30  # the panel titles
     every = max(1, len(ys) // 10)  # at most ~10 labels: readable from the back of a lecture hall
     fig.update_yaxes(tickvals=np.arange(len(ys))[::every], ticktext=[f"{v:g}" for v in ys][::every])
     fig.update_yaxes(title_text=yt, row=1, col=1)
+    fig.update_yaxes(range=[-0.5, len(ys) - 0.5])  # the cells' edges: no padding for the invisible click markers
     fig.update_layout(height=HEIGHT + 160)
     fig.update_annotations(font=_font(FONT_SIZE))
     return fig

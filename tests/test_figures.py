@@ -159,7 +159,7 @@ def test_grad_norm_vs_time():
     assert len(fig.data) == 4  # 2 lines + the zeros of the LSTM + 1 prediction
     assert fig.layout.yaxis.type == "log" and "log scale" in fig.layout.yaxis.title.text
     assert fig.layout.xaxis.title.text == "time step t"
-    assert "step 10" in fig.layout.title.text
+    assert fig.layout.title.text == "‖∂L/∂h_t‖ at each time step · step 10"
     line = fig.data[names.index("RNN (tanh)")]
     assert line.line.color == F.RUN_COLORS["RNN (tanh)"]
     zeros = next(d for d in fig.data if "exactly 0" in (d.name or ""))
@@ -175,7 +175,7 @@ def test_grad_norm_vs_time():
     assert "prediction cut" not in fig.layout.title.subtitle.text  # this prediction lies inside the range
 
     old = F.grad_norm_vs_time(gf, step=5)  # the snapshot at the largest step <= 5
-    assert "step 0" in old.layout.title.text and len(old.data) == 2
+    assert old.layout.title.text.endswith("· step 0") and len(old.data) == 2
 
 
 def test_grad_norm_prediction_is_cut_at_the_measured_range():
@@ -216,7 +216,7 @@ def test_grad_norm_layers_and_directions_are_told_apart():
 def test_grad_norm_says_when_the_snapshot_lags_training():
     gf = _gf()  # snapshots at steps 0 and 10
     assert "training is at step 14" in F.grad_norm_vs_time(gf, now=14).layout.title.subtitle.text
-    assert F.grad_norm_vs_time(gf, now=14).layout.title.text.endswith("step 10")
+    assert F.grad_norm_vs_time(gf, now=14).layout.title.text.endswith("· step 10")
     assert "training is at" not in F.grad_norm_vs_time(gf, now=10).layout.title.subtitle.text
     assert "training is at" not in F.grad_norm_vs_time(gf).layout.title.subtitle.text
 
@@ -640,3 +640,11 @@ def test_training_step_axes_are_labelled_with_whole_steps():
     assert F.loss_curves(long).layout.xaxis.dtick is None
     heat = F.grad_flow_heatmap(_gf(steps=(0, 1, 2)), run="LSTM")
     assert heat.layout.yaxis.dtick == 1
+
+
+def test_grad_norm_names_each_runs_snapshot_when_they_differ():
+    gf = _gf()
+    gf = gf[~((gf.run == "LSTM") & (gf.step == 10))]  # LSTM's latest snapshot is at step 0
+    fig = F.grad_norm_vs_time(gf)
+    assert fig.layout.title.text == "‖∂L/∂h_t‖ at each time step"
+    assert fig.layout.title.subtitle.text.startswith("snapshots at steps RNN (tanh): 10, LSTM: 0")
