@@ -175,8 +175,10 @@ def _bar_fonts(cb: dict, size: float) -> dict:
 
 def presentation(fig: go.Figure, size: float = PRESENTATION_FONT_SIZE) -> go.Figure:
     """For a projector: every text of a figure from this module (titles, notes, ticks, axis titles, legends,
-    hover labels, colour bars, panel titles, text on lines) scaled by size / FONT_SIZE (20 / 16 by default), and
-    the top margin with them (it holds the title). The height stays: the page decides it.
+    hover labels, colour bars, panel titles, text on lines) scaled by size / FONT_SIZE (20 / 16 by default), the
+    note re-wrapped into shorter lines, and the top margin grown to hold them. The height stays what it was, so
+    the chart still fits the screen (the plot area gives the room; in presentation mode the pages also hide
+    their long explanations).
 
     Restyles `fig` itself and returns it: copying a figure costs more than building one, and every function
     here builds a new one. Calling it again on the same figure changes nothing (the scale is kept in
@@ -196,8 +198,6 @@ def presentation(fig: go.Figure, size: float = PRESENTATION_FONT_SIZE) -> go.Fig
             fig.layout.margin.t += 21 * (sub.count("<br>") - lines) * size / FONT_SIZE / f
     if fig.layout.margin.t is not None:
         fig.layout.margin.t = round(fig.layout.margin.t * f)
-    if fig.layout.height:  # the plot area keeps about its room next to the larger texts
-        fig.layout.height = round(fig.layout.height * f)
     for tr in fig.data:
         for prop in ("textfont", "colorbar"):
             if prop in tr and (v := tr._props.get(prop)) and (new := _scale_fonts({prop: v}, f)[prop]) != v:

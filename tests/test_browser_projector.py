@@ -1,10 +1,11 @@
 """The dashboard on a lecture-hall projector: Debian's Chromium at 1280x800 against `streamlit run app.py`.
 
-On each training page (Gradient flow, Gates, Hidden states, Attention, Training & replay), after one Step:
-the status line and the whole main chart are inside the viewport without scrolling; every text plotly draws in
-the charts (tick labels, axis titles, legend, chart title, colour bars, panel titles, hover labels) is at least
-14 px and dark (relative luminance <= 0.45), the chart title larger than the tick labels; log axes are labelled
-at decades only. Nothing is fetched from a host other than the app's own (favicon included). Sampled text
+On each training page (Gradient flow, Gates, Hidden states, Attention, Training & replay), after one Step,
+as it is and in presentation mode (present=1): the status line and the whole main chart are inside the
+viewport without scrolling; every text plotly draws in the charts (tick labels, axis titles, legend, chart
+title, colour bars, panel titles, hover labels) is at least 14 px (18 px in presentation mode) and dark
+(relative luminance <= 0.45), the chart title larger than the tick labels; log axes are labelled at decades
+only. Nothing is fetched from a host other than the app's own (favicon included). Sampled text
 wraps inside its column.
 
 Geometry and styles are read from the live DOM (getBoundingClientRect, getComputedStyle of the SVG text), so
@@ -25,7 +26,8 @@ from tests.test_browser import app_server, browser  # noqa: F401 - the module's 
 pytestmark = pytest.mark.browser
 
 PROJECTOR = {"width": 1280, "height": 800}
-MIN_PX, MAX_LUMINANCE = 14.0, 0.45
+MIN_PX, PRESENTATION_MIN_PX, MAX_LUMINANCE = 14.0, 18.0, 0.45
+MODES = {"as it is": "", "presentation": "present=1"}
 SEQ2SEQ = "task=reverse&cells=gru&seq_len=12"  # the attention page needs a sequence-to-sequence task
 MAIN_CHART = {  # page -> (url, the key of its main chart)
     "Gradient flow": ("/gradient_flow", "gf_curve"),
@@ -64,6 +66,10 @@ def projector(browser, app_server):  # noqa: F811 - pytest fixtures by name
             pass
 
 
+def with_query(path: str, query: str) -> str:
+    return path + ("&" if "?" in path else "?") + query if query else path
+
+
 def stepped(app: App, key: str) -> None:
     """Press Step once (charts then show a trained snapshot) and wait until the chart `key` is drawn."""
     app.step()
@@ -84,6 +90,11 @@ ABOVE_JS = """(key) => {
   for (const e of main.querySelectorAll('[data-testid="stElementContainer"], [data-testid="stExpander"]')) {
     const r = e.getBoundingClientRect();
     if (r.height < 1 || r.top >= bottom || r.bottom > bottom + 1) continue;
+    let clipped = false;  // inside a collapsed (1 px, overflow hidden) container: drawn nowhere
+    for (let a = e.parentElement; a && a !== main; a = a.parentElement) {
+      if (a.clientHeight < 4 && getComputedStyle(a).overflow !== 'visible') { clipped = true; break; }
+    }
+    if (clipped) continue;
     if ([...seen].some(s => s.contains(e) || e.contains(s))) continue;
     seen.add(e);
     out.push([(e.innerText || e.getAttribute('data-testid')).trim().split('\\n')[0].slice(0, 70),
@@ -98,10 +109,11 @@ def above(app: App, key: str) -> str:
     return "\n".join(f"  {h:4.0f} px at y={top:4d}: {what}" for what, top, h in rows)
 
 
+@pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("page", list(MAIN_CHART))
-def test_status_and_main_chart_fit_a_1280x800_screen(projector, page):
+def test_status_and_main_chart_fit_a_1280x800_screen(projector, page, mode):
     path, key = MAIN_CHART[page]
-    app = projector(path)
+    app = projector(with_query(path, MODES[mode]))
     stepped(app, key)
     app.assert_no_exception(page)
     status = app.page.locator('[data-testid="stMarkdownContainer"]', has_text="steps/s").first.bounding_box()
@@ -114,7 +126,7 @@ def test_status_and_main_chart_fit_a_1280x800_screen(projector, page):
     if chart["y"] + chart["height"] > h:
         problems.append(f"main chart ({key}, {chart['height']:.0f} px tall) ends at "
                         f"{chart['y'] + chart['height']:.0f} px")
-    assert not problems, (f"{page} at 1280x800 (viewport {h} px): " + "; ".join(problems)
+    assert not problems, (f"{page} ({mode}) at 1280x800 (viewport {h} px): " + "; ".join(problems)
                           + ". Above the chart:\n" + above(app, key))
 
 
@@ -139,24 +151,26 @@ def luminance(css: str) -> float:
     return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
 
 
-def check_texts(texts: dict, where: str) -> None:
+def check_texts(texts: dict, where: str, min_px: float = MIN_PX) -> None:
     assert texts["tick"], f"{where}: no tick labels drawn"
     bad = [(group, t, px, fill) for group, items in texts.items() for t, px, fill in items
-           if px < MIN_PX or luminance(fill) > MAX_LUMINANCE]
-    assert not bad, f"{where}: text smaller than {MIN_PX:g} px or lighter than luminance {MAX_LUMINANCE}: {bad[:8]}"
+           if px < min_px or luminance(fill) > MAX_LUMINANCE]
+    assert not bad, f"{where}: text smaller than {min_px:g} px or lighter than luminance {MAX_LUMINANCE}: {bad[:8]}"
     if texts["title"]:
         assert min(px for _, px, _ in texts["title"]) > max(px for _, px, _ in texts["tick"]), where
 
 
+@pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("page", list(MAIN_CHART))
-def test_chart_text_is_large_and_dark(projector, page):
+def test_chart_text_is_large_and_dark(projector, page, mode):
     path, key = MAIN_CHART[page]
-    app = projector(path)
+    app = projector(with_query(path, MODES[mode]))
     stepped(app, key)
     keys = [key] + [k for k in LOG_CHARTS.get(page, []) if k != key]
     for k in keys:
         app.page.wait_for_selector(f".st-key-{k} .main-svg")
-        check_texts(app.page.evaluate(TEXTS_JS, k), f"{page}, chart {k}")
+        check_texts(app.page.evaluate(TEXTS_JS, k), f"{page} ({mode}), chart {k}",
+                    PRESENTATION_MIN_PX if MODES[mode] else MIN_PX)
 
 
 def test_hover_label_is_large_and_dark(projector):
