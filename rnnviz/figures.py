@@ -51,6 +51,7 @@ SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "star", "triangle-
 EMPTY = "no data yet — press Start or Step"
 FONT_SIZE = 16  # tick labels, axis titles, legends, hover; titles FONT_SIZE + 6, notes FONT_SIZE - 1
 PRESENTATION_FONT_SIZE = 20  # presentation(fig): the same texts, scaled by 20/16
+DECADE_LABELS, PRESENTATION_DECADE_LABELS = 8, 5  # at most this many labels on a log axis (one every k decades)
 TEXT = "#1a1a1a"  # every chart text: relative luminance 0.010 on white
 HEIGHT = 400  # px: a page's main chart fits below its status on a 1280x800 screen
 NOTE_CHARS = 50  # a subtitle line: the parts of a note (" · ") are packed into lines this long, for narrow columns
@@ -198,6 +199,10 @@ def presentation(fig: go.Figure, size: float = PRESENTATION_FONT_SIZE) -> go.Fig
             fig.layout.margin.t += 21 * (sub.count("<br>") - lines) * size / FONT_SIZE / f
     if fig.layout.margin.t is not None:
         fig.layout.margin.t = round(fig.layout.margin.t * f)
+    for k, ax in list(fig.layout._props.items()):  # log axes: fewer decade labels, as each is taller now
+        if _AXIS.fullmatch(k) and ax.get("type") == "log" and ax.get("range") and isinstance(ax.get("dtick"), int):
+            lo, hi = ax["range"]
+            fig.layout[k].dtick = max(ax["dtick"], math.ceil((hi - lo) / PRESENTATION_DECADE_LABELS))
     for tr in fig.data:
         for prop in ("textfont", "colorbar"):
             if prop in tr and (v := tr._props.get(prop)) and (new := _scale_fonts({prop: v}, f)[prop]) != v:
@@ -238,10 +243,10 @@ def _log_bounds(*arrays) -> tuple[float, float]:
 
 def _log_axis(fig: go.Figure, rng: tuple[float, float], axis: str = "yaxis") -> None:
     """A log axis over rng (log10 units, from _decades) labelled at decades only (1, 10⁻³, ...): one label
-    per decade, or per k decades when the range spans more than eight."""
+    per decade, or per k decades when the range spans more than DECADE_LABELS."""
     lo, hi = rng
     fig.layout[axis] = {**fig.layout._props.get(axis, {}), "type": "log", "range": [lo, hi], "tick0": 0,
-                        "dtick": max(1, math.ceil((hi - lo) / 8)), "exponentformat": "power"}
+                        "dtick": max(1, math.ceil((hi - lo) / DECADE_LABELS)), "exponentformat": "power"}
 
 
 def _whole_steps(fig: go.Figure, steps, axis: str = "xaxis") -> None:
@@ -396,11 +401,12 @@ def grad_norm_vs_time(gf: pd.DataFrame, step: int | None = None, predicted: pd.D
     rng = _decades(lo, hi)  # from the measured values (and the zeros' row) only
     cut = False
     if not _is_empty(predicted):
+        several = predicted["run"].nunique() > 1
         for run, p in predicted.groupby("run", sort=False):
             p = p.sort_values("t")
             y = _positive(p["bound"])
             fig.add_trace(go.Scatter(
-                x=p["t"], y=y, mode="lines", name=f"{run}: predicted σ_max^(T−1−t)",
+                x=p["t"], y=y, mode="lines", name=f"{run}: predicted" if several else "predicted σ_max^(T−1−t)",
                 line={"color": colors.get(run, run_colors([run])[run]), "dash": "dash", "width": 2},
                 hovertemplate=f"{run}: predicted<br>t = %{{x}}<br>σ_max^(T−1−t)·‖∂L/∂h_{{T−1}}‖ = %{{y:.3e}}"
                               "<extra></extra>"))
@@ -560,9 +566,9 @@ def gate_heatmaps(gf_frame: pd.DataFrame) -> go.Figure:
     cols = min(3, len(gates))
     rows = math.ceil(len(gates) / cols)
     parts = dict(list(gf_frame.groupby("gate", sort=False)))
-    titles = [GATE_TITLES.get(g, g) + (" (colour clipped at ±1)" if g not in SIGMOID_GATES
+    titles = [GATE_TITLES.get(g, g) + (" (±1 clipped)" if g not in SIGMOID_GATES
                                        and parts[g]["value"].abs().max() > 1 else "") for g in gates]
-    fig = _panels(rows, cols, titles, horizontal_spacing=0.07, vertical_spacing=0.22 if rows > 1 else 0.1)
+    fig = _panels(rows, cols, titles, horizontal_spacing=0.05, vertical_spacing=0.14 if rows > 1 else 0.1)
     for i, g in enumerate(gates):
         units, ts, z = _grid(parts[g], "unit", "t", "value")  # z (H, T)
         sig = g in SIGMOID_GATES
@@ -573,19 +579,25 @@ def gate_heatmaps(gf_frame: pd.DataFrame) -> go.Figure:
     has_sig = any(g in SIGMOID_GATES for g in gates)
     has_tanh = any(g not in SIGMOID_GATES for g in gates)
     both = has_sig and has_tanh
-    fig = _layout(fig, title, height=(HEIGHT + 40) if rows == 2 else 120 + 160 * rows,
+    fig = _layout(fig, title, height=HEIGHT if rows == 2 else 120 + 150 * rows,
                   coloraxis={"colorscale": "Blues", "cmin": 0, "cmax": 1, "showscale": has_sig,
                              "colorbar": {"title": {"text": "sigmoid", "side": "right"}, "y": 0.8 if both else 0.5,
-                                          "len": 0.4 if both else 0.9}},
+                                          "len": 0.4 if both else 0.9, "dtick": 0.5}},
                   coloraxis2={"colorscale": "RdBu", "cmin": -1, "cmax": 1, "showscale": has_tanh,
                               "colorbar": {"title": {"text": "tanh", "side": "right"}, "y": 0.2 if both else 0.5,
-                                           "len": 0.4 if both else 0.9}},
+                                           "len": 0.4 if both else 0.9, "dtick": 1}},
                   margin={"t": 80})
-    for i in range(rows * cols):  # axis titles on the bottom row and the first column: none between panels
-        if i >= (rows - 1) * cols:
-            fig.layout[_axis_id("x", i).replace("x", "xaxis")].title.text = xt
+    n = len(gates)
+    for i in range(rows * cols):  # the panels share t and the units: labels only where no panel repeats them
+        xa, ya = fig.layout[_axis_id("x", i).replace("x", "xaxis")], fig.layout[_axis_id("y", i).replace("y", "yaxis")]
+        if i + cols < n:  # a panel below says it
+            xa.showticklabels = False
+        elif i < n:
+            xa.title.text = xt
         if i % cols == 0:
-            fig.layout[_axis_id("y", i).replace("y", "yaxis")].title.text = yt
+            ya.title.text = yt
+        else:
+            ya.showticklabels = False
     return fig
 
 

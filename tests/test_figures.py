@@ -167,7 +167,7 @@ def test_grad_norm_vs_time():
     assert max(zeros.y) < gf.loc[gf.grad_norm > 0, "grad_norm"].min()  # drawn below every real value
     lstm = fig.data[names.index("LSTM")]
     assert np.isnan(lstm.y[0]) and np.isnan(lstm.y[1])  # the line breaks at the cut
-    p = next(d for d in fig.data if "predicted σ_max^(T−1−t)" in d.name)
+    p = next(d for d in fig.data if d.name == "predicted σ_max^(T−1−t)")  # one prediction: no run in its name
     assert p.line.dash == "dash" and p.line.color == F.RUN_COLORS["RNN (tanh)"]
 
     lo, hi = decade_only(fig)
@@ -300,13 +300,19 @@ def test_gate_heatmaps():
     assert [d.coloraxis for d in fig.data] == ["coloraxis"] * 2 + ["coloraxis2"] + ["coloraxis"] + ["coloraxis2"] * 2
     assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0, 1)
     assert (fig.layout.coloraxis2.cmin, fig.layout.coloraxis2.cmax) == (-1, 1)
-    # axis titles on the bottom row and the first column only: none sits between the panels
+    # axis titles and tick labels on the bottom row and the first column only: none between the panels
     assert fig.layout.xaxis4.title.text == "time step t" and fig.layout.yaxis.title.text == "unit"
     assert fig.layout.xaxis.title.text is None and fig.layout.yaxis2.title.text is None
+    assert fig.layout.xaxis.showticklabels is False and fig.layout.xaxis4.showticklabels is not False
+    assert fig.layout.yaxis2.showticklabels is False and fig.layout.yaxis4.showticklabels is not False
+    assert (fig.layout.coloraxis.colorbar.dtick, fig.layout.coloraxis2.colorbar.dtick) == (0.5, 1)
     assert fig.layout.height <= F.HEIGHT + 40
     assert all(a.font.size >= 14 and luminance(a.font.color) <= 0.45 for a in fig.layout.annotations)
     gru = F.gate_heatmaps(_gates(gates=("reset", "update", "new", "hidden")))
     assert len(gru.data) == 4
+    # 4 panels in 2 x 3: the top row's 2nd and 3rd have no panel below, so they keep their t labels and title
+    assert gru.layout.xaxis.showticklabels is False and gru.layout.xaxis2.showticklabels is not False
+    assert gru.layout.xaxis2.title.text == "time step t" and gru.layout.xaxis4.title.text == "time step t"
     t, u = np.meshgrid(np.arange(900), np.arange(400), indexing="ij")
     big = F.gate_heatmaps(pd.DataFrame({"gate": "forget", "t": t.ravel(), "unit": u.ravel(), "value": 0.5}))
     assert all(s <= F.MAX_CELLS for s in np.asarray(big.data[0].z).shape)
@@ -648,3 +654,16 @@ def test_grad_norm_names_each_runs_snapshot_when_they_differ():
     fig = F.grad_norm_vs_time(gf)
     assert fig.layout.title.text == "‖∂L/∂h_t‖ at each time step"
     assert fig.layout.title.subtitle.text.startswith("snapshots at steps RNN (tanh): 10, LSTM: 0")
+
+
+def test_presentation_labels_fewer_decades():
+    """Taller labels in presentation mode: a log axis over 16.5 decades (15 measured, the padding) gets one label
+    every 4th decade (PRESENTATION_DECADE_LABELS) instead of every 3rd (DECADE_LABELS), still whole decades."""
+    gf = pd.DataFrame({"run": "RNN (tanh)", "step": 0, "layer": 0, "direction": 0, "t": range(16),
+                       "grad_norm": 10.0 ** -(15 - np.arange(16.0))})
+    fig = F.grad_norm_vs_time(gf)
+    lo, hi = decade_only(fig)
+    assert fig.layout.yaxis.dtick == math.ceil((hi - lo) / F.DECADE_LABELS) == 3
+    F.presentation(fig)
+    decade_only(fig)
+    assert fig.layout.yaxis.dtick == math.ceil((hi - lo) / F.PRESENTATION_DECADE_LABELS) == 4
