@@ -746,7 +746,7 @@ def attention_heatmap(af: pd.DataFrame, src_tokens: list[str], tgt_tokens: list[
     "anti-diagonal" draws the alignment the task calls for as a dotted line."""
     if ideal not in (None, "diagonal", "anti-diagonal"):
         raise ValueError(f"ideal must be None, 'diagonal' or 'anti-diagonal', got {ideal!r}")
-    title, xt, yt = "Attention weights α_ij", "encoder step j (source token)", "decoder step i (target token)"
+    title, xt, yt = "Attention weights α_ij", "encoder step j (source)", "decoder step i (target)"
     if _is_empty(af):
         return _empty(title, xt, yt)
     dec, enc, z = _grid(af, "dec", "enc", "weight")  # z (T_out, T_in)
@@ -756,7 +756,7 @@ def attention_heatmap(af: pd.DataFrame, src_tokens: list[str], tgt_tokens: list[
 
     text = [[f"{tok(tgt_tokens, i)} ← {tok(src_tokens, j)}" for j in enc] for i in dec]
     fig = _figure(go.Heatmap(x=enc, y=dec, z=z, text=text, colorscale="Blues", zmin=0, zmax=1,
-                               colorbar={"title": {"text": "α_ij"}},
+                               colorbar={"title": {"text": "α_ij"}, "dtick": 0.5},
                                hovertemplate="decoder %{y} → encoder %{x}<br>%{text}<br>α = %{z:.3f}<extra></extra>"))
     if ideal:
         n_in, n_out = int(af["enc"].max()) + 1, int(af["dec"].max()) + 1
