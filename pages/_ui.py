@@ -314,6 +314,10 @@ def sidebar(home: bool = False) -> Controls:
                  format_func=lambda n: f"{n} — {TASKS[n].kind.replace('_', '-')}")
     task = TASKS[ss[KEY + "task"]]
     sb.caption(task.description)
+    if task.name == "copy_memory":
+        r, k = sb.columns(2)
+        r.number_input("Symbols to recall", *BOUNDS["recall"], key=KEY + "recall", on_change=_sync, help=NEW_MODELS)
+        k.number_input("Alphabet size", *BOUNDS["symbols"], key=KEY + "symbols", on_change=_sync, help=NEW_MODELS)
     sb.selectbox("Compare runs that differ in", list(COMPARABLE), key=KEY + "compare", on_change=_sync,
                  format_func=COMPARABLE.get, help="Every run shares the seed and the data stream; only this differs. "
                  + NEW_MODELS)

@@ -12,7 +12,8 @@ ui.intro(
     "A plain encoder–decoder squeezes the whole source into **one vector** (the encoder's last state) and the "
     "decoder must unpack everything from it. Attention lets each decoder step take a weighted average of *all* "
     "encoder states: α_ij = softmax_j(score(s, h_j)), c_i = Σ_j α_ij h_j. Bahdanau scores with the previous "
-    "decoder state s_{i−1} (additive: vᵀ tanh(W s + U h_j)); Luong with the current one (dot or general sᵀ W h_j)."
+    "decoder state s_{i−1} and the token just emitted y_{i−1} (additive: vᵀ tanh(W s_{i−1} + W_y y_{i−1} + U h_j)); "
+    "Luong with the current state (dot or general sᵀ W h_j)."
 )
 
 c = ui.controls()
@@ -36,9 +37,8 @@ def render(rs):
     ideal = {"reverse": "anti-diagonal", "copy": "diagonal"}.get(t.task.name)
     st.markdown(f"#### Where each output step looks — {label}, snapshot at step {snap.step}")
     ui.explain("Rows: decoder steps (the target token each should produce); columns: encoder steps (source "
-               "tokens). Each row sums to 1. Dotted: the alignment the task calls for. A decoder that knows the "
-               "token it just emitted may look one step late, at the previous target, whose encoder state still "
-               "remembers this one.")
+               "tokens). Each row sums to 1. Dotted: the alignment the task calls for (reverse: output i reads "
+               "source T−1−i). The preset's claim measures the share of the weight on it.")
     ui.chart(figures.attention_heatmap(af, src, tgt, ideal=ideal), key="att_heat")
     st.markdown("#### Token accuracy (teacher forcing), with and without attention")
     hist = analysis.history_frames(rs)

@@ -33,7 +33,8 @@ def render(rs):
     st.markdown(f"#### Gate activations, time × unit (snapshot at step {snap.step})")
     ui.explain("Sigmoid gates on a 0–1 scale (white → dark); tanh quantities (candidate, cell state, hidden) on a "
                "diverging −1…1 scale. A forget-gate row that stays near 1 is a unit holding its memory.")
-    ui.chart(figures.gate_heatmaps(gf), key="gates_heat")
+    phases = t.task.phases() if hasattr(t.task, "phases") else None
+    ui.chart(figures.gate_heatmaps(gf, phases=phases), key="gates_heat")
     st.markdown("#### Saturation over training")
     ui.explain("Fraction of (unit, step) values below 0.05 or above 0.95 on the probe batch. Saturated gates pass "
                "almost no gradient through their own derivative σ'(a) = σ(a)(1 − σ(a)).")

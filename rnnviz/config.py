@@ -38,7 +38,8 @@ CONTROL_LABELS = {
     "seed": "Seed", "batch_size": "Batch size", "forget_bias": "LSTM forget-gate bias",
     "attention": "Attention (seq2seq tasks)", "snapshot_every": "Snapshot every N steps",
     "dropout": "Dropout between layers", "compare": "Compare (the setting the runs differ in)",
-    "compare_values": "Compared values (one run each)",
+    "compare_values": "Compared values (one run each)", "recall": "Copy memory: symbols to recall",
+    "symbols": "Copy memory: alphabet size",
 }
 CHOICES = {
     "task": None,  # filled from rnnviz.tasks.TASKS in control_help()

@@ -33,6 +33,8 @@ BOUNDS = {
     "forget_bias": (-5.0, 5.0),
     "snapshot_every": (1, 100),
     "dropout": (0.0, 0.9),
+    "recall": (1, 50),
+    "symbols": (2, 20),
 }
 MAX_RUNS = 4  # runs compared side by side
 
@@ -75,6 +77,8 @@ class Controls:
     attention: str = "bahdanau"
     snapshot_every: int = 10
     dropout: float = 0.0  # between stacked layers (needs >= 2 layers)
+    recall: int = 10  # copy_memory: symbols to remember (R)
+    symbols: int = 8  # copy_memory: alphabet size (K)
     compare: str = "cells"  # the setting the runs differ in (COMPARABLE); "cells": one run per cell
     compare_values: tuple[str, ...] = ()  # its values, one run each (as text, as in the URL); unused for "cells"
 
@@ -130,7 +134,12 @@ class Controls:
     def train_config(self) -> TrainConfig:
         return TrainConfig(task=self.task, seq_len=self.seq_len, batch_size=self.batch_size,
                            optimizer=self.optimizer, lr=self.lr, clip=self.clip or None,
-                           truncation=self.truncation or None, seed=self.seed, snapshot_every=self.snapshot_every)
+                           truncation=self.truncation or None, seed=self.seed, snapshot_every=self.snapshot_every,
+                           task_options=self.task_options())
+
+    def task_options(self) -> dict:
+        """The task's own settings (copy memory: how many symbols, from how large an alphabet)."""
+        return {"n_recall": self.recall, "n_symbols": self.symbols} if self.task == "copy_memory" else {}
 
     def varied(self, value: str) -> Controls:
         """These controls with the compared setting set to `value` (its text form), not compared any more."""
@@ -259,7 +268,7 @@ def format_value(v) -> str:
 
 # -- cost budget -----------------------------------------------------------------------------------------------
 def _steps(c: Controls) -> int:
-    return c.seq_len + (20 if c.task == "copy_memory" else 0)
+    return c.seq_len + (2 * c.recall if c.task == "copy_memory" else 0)
 
 
 def step_macs(c: Controls) -> int:

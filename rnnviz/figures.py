@@ -555,10 +555,12 @@ def layer_grad_norms(lg: pd.DataFrame) -> go.Figure:
 # Gates
 
 
-def gate_heatmaps(gf_frame: pd.DataFrame) -> go.Figure:
+def gate_heatmaps(gf_frame: pd.DataFrame, phases: list[tuple[str, int, int]] | None = None) -> go.Figure:
     """One heatmap per gate (t on x, unit on y) from analysis.gate_frame. Sigmoid gates share a [0, 1]
     white-to-blue scale; tanh quantities (candidate g / new n, cell state, hidden) share a diverging
-    [-1, 1] red-white-blue scale (values beyond +-1, e.g. c_t, saturate the colour; hover shows them)."""
+    [-1, 1] red-white-blue scale (values beyond +-1, e.g. c_t, saturate the colour; hover shows them).
+    phases: (name, start, end_exclusive) input positions of the task's phases (e.g. CopyMemory.phases()):
+    a dashed line at each boundary in every panel, the names along the top."""
     title, xt, yt = "Gate activations per time step and unit", "time step t", "unit"
     if _is_empty(gf_frame):
         return _empty(title, xt, yt)
@@ -598,6 +600,17 @@ def gate_heatmaps(gf_frame: pd.DataFrame) -> go.Figure:
             ya.title.text = yt
         else:
             ya.showticklabels = False
+    for name, start, end in phases or []:
+        if end <= start:
+            continue
+        for i in range(n):
+            xref, yref = _axis_id("x", i), _axis_id("y", i)
+            fig.add_shape(type="line", x0=start - 0.5, x1=start - 0.5, y0=0, y1=1, xref=xref,
+                          yref=f"{yref} domain", line={"color": "#222222", "width": 1.5, "dash": "dash"})
+            if i < cols:  # names above the top row only
+                fig.add_annotation(x=(start + end - 1) / 2, y=1.0, xref=xref, yref=f"{yref} domain", text=name,
+                                   showarrow=False, yanchor="top", bgcolor="rgba(255,255,255,0.75)",
+                                   font={"size": FONT_SIZE - 2, "color": "#222222"})
     return fig
 
 

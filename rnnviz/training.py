@@ -40,6 +40,7 @@ class TrainConfig:
     clip: float | None = 1.0  # global-norm clipping threshold (Pascanu et al. 2013); None = off
     truncation: int | None = None  # truncated BPTT window k; None = full BPTT
     seed: int = 0  # data order
+    task_options: dict = field(default_factory=dict)  # the task's own options, e.g. copy_memory's n_recall
     snapshot_every: int = 10  # trace the probe batch every N steps (0 = never)
     probe_size: int = 8
     max_history: int = 4000  # per-step rows kept; older rows are thinned beyond this
@@ -59,6 +60,9 @@ class TrainConfig:
         if self.truncation is not None:
             _int_in("truncation", self.truncation, 1, 100_000)
         _int_in("seed", self.seed, 0, 2**31 - 1)
+        if not isinstance(self.task_options, dict) or "text" in self.task_options:
+            raise ValueError(f"task_options must be a dict of the task's options (text comes apart), "
+                             f"got {self.task_options!r}")
         _int_in("snapshot_every", self.snapshot_every, 0, 100_000)
         _int_in("probe_size", self.probe_size, 1, 64)
         _int_in("max_history", self.max_history, 100, 1_000_000)
@@ -136,7 +140,7 @@ class Trainer:
         self.cfg = train_cfg or TrainConfig()
         self.model_cfg.validate()
         self.cfg.validate()
-        opts = {"text": text} if text is not None and self.cfg.task == "char_lm" else {}
+        opts = {**self.cfg.task_options, **({"text": text} if text is not None and self.cfg.task == "char_lm" else {})}
         self.task = make_task(self.cfg.task, self.cfg.seq_len, **opts)
         self.model = build_model(self.model_cfg, self.task)
         self.opt = self._optimizer()

@@ -667,3 +667,20 @@ def test_presentation_labels_fewer_decades():
     F.presentation(fig)
     decade_only(fig)
     assert fig.layout.yaxis.dtick == math.ceil((hi - lo) / F.PRESENTATION_DECADE_LABELS) == 4
+
+
+def test_gate_heatmaps_mark_the_task_phases():
+    from rnnviz.tasks import make_task
+
+    task = make_task("copy_memory", 6, n_recall=3, n_symbols=4)
+    phases = task.phases()  # symbols [0,3), delay [3,8), delimiter [8,9), recall [9,12)
+    T, H = 12, 4
+    gf = pd.DataFrame([{"gate": g, "t": t, "unit": u, "value": 0.5} for g in ("input", "forget") for t in range(T)
+                       for u in range(H)])
+    fig = F.gate_heatmaps(gf, phases=phases)
+    lines = [sh for sh in fig.layout.shapes if sh.type == "line"]
+    assert sorted({sh.x0 for sh in lines}) == [-0.5, 2.5, 7.5, 8.5]  # one boundary per phase start
+    assert len(lines) == 4 * 2  # in both panels
+    names = [a.text for a in fig.layout.annotations if a.text in ("symbols", "delay", "delimiter", "recall")]
+    assert sorted(names) == sorted(["delay", "delimiter", "recall", "symbols"] * 2)  # both panels are the top row
+    assert not [sh for sh in F.gate_heatmaps(gf).layout.shapes if sh.type == "line"]
