@@ -1,5 +1,7 @@
 """Hidden states: PCA trajectories in a fixed basis, unit x time heatmaps, text coloured by a unit."""
 
+import hashlib
+
 import streamlit as st
 
 from pages import _ui as ui
@@ -26,10 +28,24 @@ if ui.controls().task == "char_lm":
         ui.explain(f"UTF-8 text, at most {MAX_TEXT_BYTES:,} bytes and {MAX_VOCAB} distinct characters. It stays in "
                    "this browser session's memory only. Now training on: "
                    + ("**your text**" if st.session_state.get("lm_text") else "**the bundled Shakespeare**"))
-        up = st.file_uploader("A text file", type=["txt", "md", "csv"], key="lm_file")
+        # any file type, so that a binary file reaches the checks below, which say what is wrong with it
+        up = st.file_uploader("A text file", key="lm_file")
+        problem = None
+        if up is not None:  # checked once per content and sequence length, as soon as it is uploaded
+            data, seq_len = up.getvalue(), ui.controls().seq_len
+            key = (hashlib.sha256(data).hexdigest(), seq_len)
+            if st.session_state.get("lm_checked", (None,))[0] != key:
+                try:
+                    make_task("char_lm", seq_len, text=load_text_bytes(data))  # validates length and vocabulary
+                    st.session_state.lm_checked = (key, None)
+                except ValueError as exc:
+                    st.session_state.lm_checked = (key, f"{up.name} ({len(data):,} bytes): {exc}")
+            problem = st.session_state.lm_checked[1]
+            if problem:
+                st.error(f"Not usable: {problem}.")
         pasted = st.text_area("…or paste text", key="lm_paste", max_chars=MAX_TEXT_BYTES, height=100)
         u1, u2 = st.columns(2)
-        if u1.button("Use this text", key="lm_use", disabled=up is None and not pasted):
+        if u1.button("Use this text", key="lm_use", disabled=(up is None and not pasted) or problem is not None):
             try:
                 text = load_text_bytes(up.getvalue()) if up is not None else pasted
                 make_task("char_lm", ui.controls().seq_len, text=text)  # validates length and vocabulary

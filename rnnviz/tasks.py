@@ -37,6 +37,8 @@ __all__ = [
 
 MAX_TEXT_BYTES = 1_000_000  # cap on a char-LM text (UTF-8 bytes), uploads included
 MAX_VOCAB = 256  # cap on distinct characters of a char-LM text
+MAX_CONTROL_SHARE = 0.01  # an upload with more C0 control bytes (not tab, newlines, form feed) is not text
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
 DATA_DIR = Path(__file__).resolve().parent / "data"
 BUNDLED_TEXT_PATH = DATA_DIR / "shakespeare.txt"
 
@@ -387,7 +389,9 @@ def bundled_text() -> str:
 def load_text_bytes(data: bytes) -> str:
     """Uploaded bytes -> str: strict UTF-8 (a leading BOM is dropped).
 
-    Raises ValueError when the data is empty, over MAX_TEXT_BYTES, or not valid UTF-8."""
+    Raises ValueError when the data is empty, over MAX_TEXT_BYTES, not text (a NUL byte, or more than
+    MAX_CONTROL_SHARE of C0 control bytes other than tab, newlines and form feed: a binary file), or not valid
+    UTF-8 (text in another encoding)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ValueError(f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -396,6 +400,13 @@ def load_text_bytes(data: bytes) -> str:
     if len(data) > MAX_TEXT_BYTES:
         raise ValueError(f"the text is {len(data):,} bytes, over the MAX_TEXT_BYTES cap "
                          f"of {MAX_TEXT_BYTES:,}")
+    if b"\x00" in data:
+        raise ValueError(f"the file is not text: it contains NUL bytes (the first at offset {data.index(0):,}), "
+                         "as a binary file does; upload plain UTF-8 text")
+    controls = len(data) - len(data.translate(None, _CONTROL_BYTES))
+    if controls > MAX_CONTROL_SHARE * len(data):
+        raise ValueError(f"the file is not text: {controls / len(data):.0%} of its bytes are control characters, "
+                         "as in a binary file; upload plain UTF-8 text")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
