@@ -2,10 +2,12 @@
 
     claim = Claim("RNN (tanh)", "grad_log_ratio", "<=", -6)
     result = claim.check(exp)        # ClaimResult(value=-11.8, holds=True, ...) from the runs' own frames
-    claim.sentence()                 # "RNN (tanh): log10 ||dL/dh_0|| / ||dL/dh_T-1|| ≤ -6"
+    claim.describe()                 # "RNN (tanh): log10 ‖∂L/∂h_0‖/‖∂L/∂h_T−1‖ ≤ -6"
 
-A claim is one comparison, `quantity(run) op threshold`. Every quantity is read from what the dashboard draws
-and the CSVs export (history_frame, grad_flow_frame, the snapshots), never from anything else:
+A claim is one comparison, `quantity(run) op threshold`, or with `versus` the ratio of two runs' quantities,
+`quantity(run) / quantity(versus) op threshold` (e.g. the truncated run's loss over the full-BPTT run's).
+Every quantity is read from what the dashboard draws and the CSVs export (history_frame, grad_flow_frame, the
+snapshots), never from anything else:
 
     loss_ratio        mean training loss over the last WINDOW steps / the task's trivial baseline
     metric            mean task metric over the last WINDOW steps (accuracy, or MSE for regression tasks)
@@ -150,6 +152,7 @@ class Claim:
     threshold: float
     at_step: int | None = None
     note: str = ""  # why, in a few words, shown after the sentence
+    versus: str = ""  # another run's label: the claim is about the ratio quantity(run) / quantity(versus)
 
     def __post_init__(self):
         if self.quantity not in QUANTITIES:
@@ -163,13 +166,18 @@ class Claim:
             what = what.format(metric=getattr(task, "metric_name", "metric"),
                                shape=getattr(task, "attention_shape", "alignment"))
         when = " at step 0" if self.at_step == 0 else ""
+        if self.versus:
+            return f"{self.run}: {what}{when}, divided by {self.versus}'s, {OPS[self.op]} {self.threshold:g}"
         return f"{self.run}: {what}{when} {OPS[self.op]} {self.threshold:g}"
 
     def check(self, exp, min_step: int = 0) -> ClaimResult:
-        t = exp.runs.get(self.run)
-        if t is None:
-            raise KeyError(f"claim about run {self.run!r}, but the runs are {list(exp.runs)}")
-        value = QUANTITIES[self.quantity][0](t, self.at_step)
+        for name in (self.run, self.versus or self.run):
+            if name not in exp.runs:
+                raise KeyError(f"claim about run {name!r}, but the runs are {list(exp.runs)}")
+        t, q = exp.runs[self.run], QUANTITIES[self.quantity][0]
+        value = q(t, self.at_step)
+        if self.versus:
+            value = value / q(exp.runs[self.versus], self.at_step)
         holds = value <= self.threshold if self.op == "<=" else value >= self.threshold
         checked = self.at_step == 0 or t.steps >= min_step or t.diverged
         return ClaimResult(self, float(value), bool(holds) and not math.isnan(value), checked)

@@ -75,3 +75,12 @@ def test_word_share_counts_known_words():
     assert 0.0 <= share <= 1.0
     known = {w.lower() for w in __import__("re").findall(r"[A-Za-z]{2,}", t.task.text)}
     assert "the" in known and np.isfinite(share)
+
+
+def test_a_versus_claim_is_the_ratio_of_two_runs(exp):
+    full, cut = "RNN (tanh), full BPTT", "RNN (tanh), truncated, k = 4"
+    ratio = claims.loss_ratio(exp.runs[cut]) / claims.loss_ratio(exp.runs[full])
+    r = claims.Claim(cut, "loss_ratio", ">=", ratio - 1e-9, versus=full).check(exp)
+    assert r.value == pytest.approx(ratio) and r.holds
+    assert not claims.Claim(cut, "loss_ratio", ">=", ratio + 1e-9, versus=full).check(exp).holds
+    assert "divided by RNN (tanh), full BPTT's" in r.claim.describe()
