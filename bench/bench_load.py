@@ -21,8 +21,11 @@ Single process (`streamlit run app.py`), for each N in --sessions:
   Step → new figure      half the tabs pause and press Step 3 times while the other half keep training:
                          click sent → first new plotly figure arrives (p50 / max), and → run finished
   server CPU, RSS        cores used in the window (CPU seconds / seconds) and resident memory at its end
-Replicas (deploy/serve.py: HAProxy + N `streamlit run`), --replica-sessions tabs through the proxy, 1 then 2
-replicas (--rounds 2: 1, 2, 2, 1): aggregate model steps/s of all sessions and the ratio 2 / 1 (goal ≥ 1.6).
+  CPU per redraw         server CPU seconds per live redraw (all training and drawing, over all sessions' redraws)
+Replicas (deploy/serve.py: HAProxy + `streamlit run` processes): a 1-replica and a 2-replica deployment up side by
+side, --replica-sessions tabs on each through its proxy; the two sets train in turns (--rounds: 1, 2, 2, 1, 1, 2),
+the other set paused: aggregate model steps/s of all sessions (summed over each session's runs), the ratio 2 / 1
+(goal ≥ 1.6) and steps per server CPU-second (what the ratio would be with the cores free).
 
 The machine's load average is printed with every measurement: on a shared machine the numbers move with it.
 """
@@ -190,14 +193,14 @@ def measure(url: str, tabs: list[StreamTab], pids: list[int], window: float, vis
                                                                              if len(tabs) > 1 else len(tabs))}
 
 
-def students(url: str, n: int, presets: str) -> list[StreamTab]:
+def students(url: str, n: int, presets: str, press_start: bool = True) -> list[StreamTab]:
     keys = [PRESET_KEYS[i % len(PRESET_KEYS)] if presets == "mixed" else PRESET_KEYS[0] for i in range(n)]
     tabs: list[StreamTab] = []
     try:
         for k in keys:  # one after the other, as students arrive
             tabs.append(open_student(url, k))
-        with ThreadPoolExecutor(n) as ex:  # then they all press Start
-            list(ex.map(start, tabs))
+        if press_start:
+            everyone(start, tabs)  # then they all press Start
     except BaseException:
         for t in tabs:
             t.close()
@@ -205,9 +208,14 @@ def students(url: str, n: int, presets: str) -> list[StreamTab]:
     return tabs
 
 
-def close_all(tabs: list[StreamTab]) -> None:
+def everyone(action, tabs: list[StreamTab]) -> None:
+    """`action(tab)` for every tab at once (students clicking at the same time)."""
     with ThreadPoolExecutor(max(len(tabs), 1)) as ex:
-        list(ex.map(lambda t: t.close(), tabs))
+        list(ex.map(action, tabs))
+
+
+def close_all(tabs: list[StreamTab]) -> None:
+    everyone(lambda t: t.close(), tabs)
 
 
 def single_process(n: int, window: float, warmup: float, presets: str, visitors: int) -> dict:
@@ -220,16 +228,32 @@ def single_process(n: int, window: float, warmup: float, presets: str, visitors:
             close_all(tabs)
 
 
-def replicated(replicas: int, n: int, window: float, warmup: float, presets: str) -> dict:
-    with Deployment(replicas=replicas, bind="127.0.0.1", timeout=TIMEOUT) as dep:
-        tabs = students(dep.url, n, presets)
+def replica_ratio(n: int, window: float, warmup: float, presets: str, rounds: int) -> dict[int, list[dict]]:
+    """1 replica and 2 replicas (each behind its own HAProxy) up side by side, n students on each; the two sets
+    train in turns (1, 2, then 2, 1, ...: windows close in time see the same machine load); the set not
+    measured is paused, so it costs nothing."""
+    with Deployment(replicas=1, bind="127.0.0.1", timeout=TIMEOUT) as d1, \
+            Deployment(replicas=2, bind="127.0.0.1", timeout=TIMEOUT) as d2:
+        deps = {1: d1, 2: d2}
+        tabs = {k: students(d.url, n, presets, press_start=False) for k, d in deps.items()}
+        out: dict[int, list[dict]] = {1: [], 2: []}
         try:
-            time.sleep(warmup)
-            res = measure(dep.url, tabs, [r.proc.pid for r in dep.replicas], window, 0, dep.url)
-            res["spread"] = sorted(t.cookies.get("rnnviz_replica", "?") for t in tabs)
-            return res
+            for r in range(rounds):
+                for k in (1, 2) if r % 2 == 0 else (2, 1):
+                    everyone(start, tabs[k])
+                    time.sleep(warmup)
+                    res = measure(deps[k].url, tabs[k], [x.proc.pid for x in deps[k].replicas], window, 0,
+                                  deps[k].url)
+                    res["spread"] = sorted(t.cookies.get("rnnviz_replica", "?") for t in tabs[k])
+                    out[k].append(res)
+                    everyone(pause, tabs[k])
+                    print(f"  {k} replica(s) {res['spread']}: {res['model_steps_per_s']:.0f} model steps/s "
+                          f"(per session {mmm(res['steps_per_s'], '{:.1f}')}), server cores {res['cores']:.2f}, "
+                          f"RSS {res['rss_mb']:.0f} MB, health p99 {pct(res['health'], .99) * 1e3:.0f} ms, "
+                          f"load {res['load']}", flush=True)
         finally:
-            close_all(tabs)
+            close_all(tabs[1] + tabs[2])
+        return out
 
 
 # -- printing --------------------------------------------------------------------------------------------------
@@ -242,18 +266,21 @@ def mmm(xs: list[float], fmt: str = "{:.2f}") -> str:
 def print_single(rows: list[dict]) -> None:
     print("\n| sessions (held) | steps/s per session min/med/max | redraws/s per session min/med/max | fairness "
           "max/min steps | health p50 / p99 / max | new visitor → idle Home | Step → new figure p50 / max "
-          "(→ run done p50) | server cores · RSS | load avg |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "(→ run done p50) | server cores · RSS | CPU per redraw | load avg (this client's cores) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         h = r["health"]
         failed = f" ({r['health_failures']} failed)" if r["health_failures"] else ""
         health_s = f"{pct(h, .5) * 1e3:.0f} / {pct(h, .99) * 1e3:.0f} / {max(h) * 1e3:.0f} ms{failed}"
         fig = r["step_fig"] or [float("nan")]
+        redraws = sum(r["redraws_per_s"])
+        per_redraw = f"{r['cores'] / redraws * 1e3:.0f} ms" if redraws else "–"
         step_s = (f"{pct(fig, .5) * 1e3:.0f} / {max(fig) * 1e3:.0f} ms ({pct(r['step_done'], .5) * 1e3:.0f} ms; "
                   f"{r['still_training']} still training)")
         print(f"| {r['sessions']} ({r['held']}) | {mmm(r['steps_per_s'], '{:.1f}')} | {mmm(r['redraws_per_s'])} | "
               f"{r['fairness']:.2f} | {health_s} | {mmm(r['visitor'], '{:.1f}')} s | {step_s} | "
-              f"{r['cores']:.2f} · {r['rss_mb']:.0f} MB | {r['load']} |", flush=True)
+              f"{r['cores']:.2f} · {r['rss_mb']:.0f} MB | {per_redraw} | {r['load']} ({r['client_cores']:.2f}) |",
+              flush=True)
 
 
 def main() -> int:
@@ -266,7 +293,7 @@ def main() -> int:
                          "mixed: the presets in turn")
     ap.add_argument("--visitors", type=int, default=2, help="new visitors during each window")
     ap.add_argument("--replica-sessions", type=int, default=4)
-    ap.add_argument("--rounds", type=int, default=1, help="replica comparisons: 1 → (1, 2); 2 → (1, 2, 2, 1)")
+    ap.add_argument("--rounds", type=int, default=3, help="replica windows: 1 → (1, 2); 2 → (1, 2, 2, 1); ...")
     ap.add_argument("--no-replicas", action="store_true")
     ap.add_argument("--only-replicas", action="store_true")
     ap.add_argument("--max-minutes", type=float, default=20.0, help="stop starting new configurations after this")
@@ -290,23 +317,17 @@ def main() -> int:
         print("\nOne process:")
         print_single(rows)
 
-    if not args.no_replicas:
-        order = [1, 2] if args.rounds < 2 else [1, 2, 2, 1]
-        agg: dict[int, list[float]] = {1: [], 2: []}
-        for k in order:
-            if time.perf_counter() > deadline:
-                print(f"(time limit: {k}-replica round skipped)")
-                continue
-            r = replicated(k, args.replica_sessions, args.seconds, args.warmup, args.presets)
-            agg[k].append(r["model_steps_per_s"])
-            print(f"{k} replica(s), {args.replica_sessions} sessions {r['spread']}: aggregate "
-                  f"{r['model_steps_per_s']:.0f} model steps/s, steps/s per session "
-                  f"{mmm(r['steps_per_s'], '{:.1f}')}, server cores {r['cores']:.2f}, RSS {r['rss_mb']:.0f} MB, "
-                  f"health p99 {pct(r['health'], .99) * 1e3:.0f} ms, load {r['load']}", flush=True)
-        if agg[1] and agg[2]:
-            ratio = statistics.mean(agg[2]) / statistics.mean(agg[1])
-            print(f"\naggregate training steps/s, 2 replicas / 1 replica = {ratio:.2f} (goal ≥ 1.6; "
-                  f"{args.replica_sessions} sessions, {os.cpu_count()} cores, load average now {load_avg()})")
+    if not args.no_replicas and time.perf_counter() < deadline:
+        print(f"\n1 vs 2 replicas, {args.replica_sessions} sessions each, {args.rounds} rounds:", flush=True)
+        out = replica_ratio(args.replica_sessions, args.seconds, args.warmup, args.presets, args.rounds)
+        rate = {k: sum(r["model_steps_per_s"] * r["window"] for r in rs) / sum(r["window"] for r in rs)
+                for k, rs in out.items()}
+        cores = {k: statistics.mean(r["cores"] for r in rs) for k, rs in out.items()}
+        per_cpu = {k: rate[k] / cores[k] if cores[k] > 0 else float("nan") for k in rate}
+        print(f"\naggregate training: 1 replica {rate[1]:.0f} model steps/s on {cores[1]:.2f} cores, 2 replicas "
+              f"{rate[2]:.0f} on {cores[2]:.2f} cores: ratio 2 / 1 = {rate[2] / rate[1]:.2f} (goal ≥ 1.6); "
+              f"per server CPU-second {per_cpu[1]:.0f} vs {per_cpu[2]:.0f}; {os.cpu_count()} cores, load average "
+              f"now {load_avg()}")
     return 0
 
 

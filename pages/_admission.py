@@ -21,7 +21,7 @@ for training and drawing. This object decides, tick by tick, who trains and for 
 
 API (thread-safe; every method takes the lock once; `clock` is injectable for tests):
 
-    adm = Admission(capacity=8, core_seconds=0.5, timeout=5.0)
+    adm = Admission(capacity=8, core_seconds=0.5, timeout=10.0)
     g = adm.request(sid)            # at the start of a tick -> Grant
     g.admitted, g.budget            # train for g.budget seconds (0.0 while waiting)
     g.position, g.message           # 1-based queue position and the sentence to show (None / "" when admitted)
@@ -64,7 +64,7 @@ class Admission:
     """Process-wide admission and fair share; see the module docstring for the API and the formula."""
 
     def __init__(self, capacity: int = 8, core_seconds: float = 0.5, min_budget: float = 0.02,
-                 max_budget: float = 1.0, timeout: float = 5.0, default_overhead: float = 0.1,
+                 max_budget: float = 1.0, timeout: float = 10.0, default_overhead: float = 0.1,
                  smoothing: float = 0.3, clock: Callable[[], float] = time.monotonic):
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
