@@ -26,6 +26,8 @@ PAGES = {
     "your_model": st.Page("pages/your_model.py", title="Your weights", icon=":material/upload_file:"),
 }
 
+# Streamlit leaves 6 rem above the main column: on a 1280x800 projector the status and the main chart need it
+st.html("<style>[data-testid='stMainBlockContainer']{padding-top:1.5rem}</style>")
 ui.init_session()
 nav = st.navigation(list(PAGES.values()))
 goto = st.session_state.pop("goto", None)

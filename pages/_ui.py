@@ -398,6 +398,7 @@ def live(render) -> None:
     """
     c = controls()
     if not budget_guard(c):
+        _draw_intro()
         return
     running = st.session_state.running
 
@@ -417,6 +418,7 @@ def live(render) -> None:
         render(exp.runs)
 
     _live()
+    _draw_intro()
 
 
 def status(exp: Experiment) -> None:
@@ -486,8 +488,15 @@ def presenting() -> bool:
 
 
 def intro(text: str) -> None:
-    """A page's opening explanation (hidden in presentation mode)."""
-    if not presenting():
+    """A page's explanation: drawn under the live charts (live() does it), so on a projector the status and the
+    main chart come first; hidden in presentation mode."""
+    st.session_state.page_intro = text
+
+
+def _draw_intro() -> None:
+    text = st.session_state.pop("page_intro", None)
+    if text and not presenting():
+        st.markdown("#### About this page")
         st.markdown(text)
 
 

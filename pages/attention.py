@@ -7,7 +7,7 @@ from rnnviz import analysis, figures
 from rnnviz.training import accuracy_vs_length
 
 ui.setup()
-st.title("Attention vs the context-vector bottleneck")
+st.title("Attention vs the bottleneck")
 ui.intro(
     "A plain encoder–decoder squeezes the whole source into **one vector** (the encoder's last state) and the "
     "decoder must unpack everything from it. Attention lets each decoder step take a weighted average of *all* "
@@ -30,16 +30,17 @@ def render(rs):
     if snap is None or snap.attention is None:
         return
     B = snap.attention.shape[0]
-    example = st.number_input("Example from the probe batch", 0, B - 1, 0, key="att_example")
+    example = st.session_state.get("att_example", 0)  # its input sits under the chart (the chart comes first)
     af = analysis.attention_frame(snap.attention, example)
     src = [t.task.itos[i] for i in t.probe.x[example].tolist()]
     tgt = [t.task.itos[i] for i in t.probe.y[example].tolist()]
     ideal = {"reverse": "anti-diagonal", "copy": "diagonal"}.get(t.task.name)
-    st.markdown(f"#### Where each output step looks — {label}, snapshot at step {snap.step}")
+    st.markdown(f"#### Where each output looks — {label}, step {snap.step}")
     ui.explain("Rows: decoder steps (the target token each should produce); columns: encoder steps (source "
                "tokens). Each row sums to 1. Dotted: the alignment the task calls for (reverse: output i reads "
                "source T−1−i). The preset's claim measures the share of the weight on it.")
     ui.chart(figures.attention_heatmap(af, src, tgt, ideal=ideal), key="att_heat")
+    st.number_input("Example from the probe batch", 0, B - 1, key="att_example")
     st.markdown("#### Token accuracy (teacher forcing), with and without attention")
     hist = analysis.history_frames(rs)
     ui.chart(figures.loss_curves(hist, metric=True), key="att_acc")

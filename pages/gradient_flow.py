@@ -31,7 +31,7 @@ def render(rs):
     ui.explain("Read it right to left: the loss sits at the last step; each step back multiplies by one "
                "Jacobian. A straight line on this log axis is geometric decay or growth. Dashed: the decay "
                "σ_max(W_hh)^(T−1−t) the recurrent matrix predicts for a tanh RNN.")
-    if st.session_state.get("gf_step0", True) and (step is None or step > 0):
+    if st.session_state.get("gf_step0", True) and (step is None or step > 0) and not ui.presenting():
         now, then = st.columns(2)
         with now:
             ui.chart(figures.grad_norm_vs_time(gf, step=step, predicted=pred), key="gf_curve")
@@ -40,9 +40,10 @@ def render(rs):
                      key="gf_curve0")
     else:
         ui.chart(figures.grad_norm_vs_time(gf, step=step, predicted=pred), key="gf_curve")
-    st.toggle("Beside it: the same at step 0 (initialisation)", key="gf_step0", value=True,
-              help="Gated cells vanish at initialisation too; training teaches their gates to keep the additive "
-                   "path open. Compare the two.")
+    if not ui.presenting():  # at half width the larger text leaves no room for the plot
+        st.toggle("Beside it: the same at step 0 (initialisation)", key="gf_step0", value=True,
+                  help="Gated cells vanish at initialisation too; training teaches their gates to keep the additive "
+                       "path open. Compare the two.")
 
     table = analysis.decay_table(rs, step)
     if len(table):

@@ -64,25 +64,31 @@ PRESETS = [
               "(σ(3) ≈ 0.95 per step), which opens its cell path from the start."),
     Preset(
         "Exploding gradients and clipping", "gradient_flow",
-        "Orthogonal W_hh scaled just above 1, in the near-linear regime: the gradient grows toward the start as "
-        "σ_max^(T−1−t), the dashed line. The same model with and without clipping.",
-        dict(task="adding", cells=("rnn_tanh",), seq_len=40, weight_scale=1.5, init="orthogonal", lr=1e-3,
+        "A ReLU RNN with W_hh = 1.2·I (IRNN scaled above 1): while units stay active the recurrent Jacobian is "
+        "1.2·I, so at step 0 the gradient grows toward the start as 1.2^(T−1−t), the dashed line. (A tanh RNN "
+        "at scale 1.5 saturates: diag(1 − h_t²) shrinks the Jacobian and caps the growth.) The same model with "
+        "and without clipping: both start with exploding losses; unclipped, the loss spikes and stays far above "
+        "the baseline; clipped, it trains below it.",
+        dict(task="adding", cells=("rnn_relu",), seq_len=50, weight_scale=1.2, init="identity", lr=1e-2,
              compare="clip", compare_values=("0", "1")),
-        steps=500,
-        claims=(Claim("RNN (tanh), no clipping", "grad_log_ratio", ">=", 3, at_step=0),
-                Claim("RNN (tanh), no clipping", "growth_gap", "<=", 1, at_step=0),
-                Claim("RNN (tanh), no clipping", "loss_spike", ">=", 10),
-                Claim("RNN (tanh), clip at 1", "loss_ratio", "<=", 1)),
+        steps=600,
+        claims=(Claim("RNN (relu), no clipping", "grad_log_ratio", ">=", 3, at_step=0),
+                Claim("RNN (relu), no clipping", "growth_gap", "<=", 1, at_step=0),
+                Claim("RNN (relu), no clipping", "loss_spike", ">=", 10),
+                Claim("RNN (relu), no clipping", "loss_ratio", ">=", 2),
+                Claim("RNN (relu), clip at 1", "loss_ratio", "<=", 1)),
     ),
     Preset(
         "Truncated BPTT", "gradient_flow",
-        "Window k = 10: gradient terms that cross a window boundary are exactly zero, not small. Full BPTT and "
-        "truncated BPTT side by side on a dependency longer than the window.",
-        dict(task="adding", cells=("lstm",), seq_len=60, compare="truncation", compare_values=("0", "10")),
+        "Window k = 10 on the adding problem at T = 50: the first marked number sits up to 50 steps before the "
+        "loss. Gradient terms that cross a window boundary are exactly zero, not small (× marks on the curve). "
+        "Full BPTT and truncated BPTT of the same LSTM side by side.",
+        dict(task="adding", cells=("lstm",), seq_len=50, lr=1e-2, batch_size=128, forget_bias=3.0,
+             compare="truncation", compare_values=("0", "10")),
         steps=600,
         claims=(Claim("LSTM, truncated, k = 10", "window_leak", "<=", 0),
                 Claim("LSTM, full BPTT", "loss_ratio", "<=", 0.5),
-                Claim("LSTM, truncated, k = 10", "loss_ratio", ">=", 0.8)),
+                Claim("LSTM, truncated, k = 10", "loss_ratio", ">=", 3, versus="LSTM, full BPTT")),
     ),
     Preset(
         "LSTM gates at work", "gates",

@@ -36,7 +36,7 @@ TITLES = {  # url path -> text in the page's st.title
     "/gradient_flow": "Gradient flow through time",
     "/gates": "Gates at work",
     "/hidden_states": "Hidden-state trajectories",
-    "/attention": "Attention vs the context-vector bottleneck",
+    "/attention": "Attention vs the bottleneck",
     "/training": "Training curves and replay",
     "/phase": "Gradient-flow phase diagram",
     "/your_model": "Look inside your own weights",
