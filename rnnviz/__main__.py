@@ -165,11 +165,11 @@ def _fail(message: str) -> int:
 def check_out_dir(out: Path) -> None:
     """Before any training: the output folder exists or can be made, and a file can be written in it
     (ConfigError with one line saying why not: under a file, a missing or unwritable parent, a name too long)."""
-    where = f"--out {str(out)!r}"
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{where} exists and is not a folder")
+    where = f"--out {str(out)[:80]!r}" + ("…" if len(str(out)) > 80 else "")
     probe = out / ".rnnviz-write-test"
     try:
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"{where} exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
         probe.unlink()

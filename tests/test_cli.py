@@ -367,3 +367,19 @@ def test_notebook_example_runs(tmp_path):
     assert (tmp_path / "plotly.min.js").stat().st_size > 1_000_000
     first = (ROOT / "examples" / "notebook_trace.py").read_text().splitlines()[0]
     assert first.startswith("# %%")
+
+
+@pytest.mark.parametrize("case", ["under_a_file", "name_too_long", "unwritable"])
+def test_bad_out_folder_exits_2_before_training(tmp_path, case):
+    if case == "under_a_file":
+        (tmp_path / "f").write_text("x")
+        out = tmp_path / "f" / "report"
+    elif case == "name_too_long":
+        out = tmp_path / ("r" * 300)
+    else:
+        out = Path("/proc/rnnviz-report")  # not writable, even for root
+    r = run_cli("--set", "hidden_size=4", "--steps", "1000", "--out", str(out), timeout=60)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rnnviz: error: --out"), r.stderr
+    assert "Traceback" not in r.stderr and "training" not in r.stderr  # refused before any training

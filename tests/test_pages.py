@@ -306,3 +306,20 @@ def test_presentation_mode_from_the_url_and_the_toggle():
     assert "Read it right to left" in " ".join(c.value for c in at.caption)
     assert figures(at)[0]["layout"]["xaxis"]["tickfont"]["size"] < big
     assert "present" not in at.query_params
+
+
+def test_when_every_run_diverged_training_stops_and_start_comes_back():
+    q = {"cells": "rnn_relu", "init": "identity", "weight_scale": "1.5", "optimizer": "sgd", "lr": "1", "clip": "0",
+         "seq_len": "40"}
+    at = app(q).run()
+    at.switch_page("pages/gradient_flow.py").run()
+    at.button(key="btn_start").click().run()
+    for _ in range(5):
+        if not at.session_state["running"]:
+            break
+        at.run()
+    no_exception(at)
+    assert at.session_state["running"] is False  # no more ticks: the fragment stops, nothing burns CPU
+    assert [b.key for b in at.button if b.key in ("btn_start", "btn_pause")] == ["btn_start"]
+    assert "Every run has diverged" in status_text(at)
+    assert at.session_state["experiment"].finished
