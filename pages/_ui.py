@@ -179,6 +179,13 @@ def _click_waiting() -> bool:
         return False
 
 
+def active_preset(exp: Experiment):
+    """The loaded preset, if its settings are unchanged (its claims are about exactly these runs), else None."""
+    name = st.session_state.get("preset")
+    preset = PRESETS_BY_NAME.get(name) if name else None
+    return preset if preset is not None and preset.controls() == exp.controls else None
+
+
 def _tick_budget() -> float:
     """Seconds to train this tick, so that training takes TRAIN_SHARE of the time between two ticks: the rest
     (drawing, sending, the browser's timer, other sessions) is measured as the last interval minus its training."""
@@ -189,15 +196,15 @@ def _tick_budget() -> float:
     return min(max(overhead * TRAIN_SHARE / (1 - TRAIN_SHARE), lo), hi)
 
 
-def train_tick(exp: Experiment, budget: float) -> None:
-    """One time-budgeted chunk of lockstep training (Experiment.step), unless another script thread of this
-    session is training right now; cut short when a click is waiting."""
+def train_tick(exp: Experiment, budget: float, rounds: int = 1_000_000) -> None:
+    """One time-budgeted chunk of lockstep training (Experiment.step, at most `rounds`), unless another script
+    thread of this session is training right now; cut short when a click is waiting."""
     lock = _training_lock()
     if not lock.acquire(blocking=False):
         return
     t0 = time.perf_counter()
     try:
-        exp.step(1_000_000, time_budget=budget, stop=_click_waiting)
+        exp.step(rounds, time_budget=budget, stop=_click_waiting)
     finally:
         lock.release()
         st.session_state.trained_s = time.perf_counter() - t0
@@ -407,9 +414,11 @@ def live(render) -> None:
         ss = st.session_state
         exp = experiment()
         if ss.running:
-            train_tick(exp, _tick_budget())
-            if exp.finished:
-                ss.running = False
+            preset = active_preset(exp)
+            to_n = preset.steps - exp.steps if preset is not None and exp.steps < preset.steps else None
+            train_tick(exp, _tick_budget(), to_n or 1_000_000)
+            if exp.finished or (to_n is not None and exp.steps >= preset.steps):
+                ss.running = False  # a preset pauses at its N, where its claims are checked (Start goes on)
                 st.rerun()  # scope "app": the sidebar shows Start again and this fragment stops ticking
         else:
             settle(exp)
@@ -452,12 +461,13 @@ def status(exp: Experiment) -> None:
 
 
 def claims(exp: Experiment) -> None:
-    """The loaded preset's claims, checked on these runs (the same check as tests/test_presets.py)."""
+    """The loaded preset's claims, checked on these runs (the same check as tests/test_presets.py). Training
+    pauses at the preset's N, where the test checks them; Start trains on and the check follows the runs."""
     name = st.session_state.get("preset")
     if name is None:
         return
-    preset = PRESETS_BY_NAME[name]
-    if preset.controls() != exp.controls:
+    preset = active_preset(exp)
+    if preset is None:
         st.caption(f"Preset “{name}” was changed: its claims are about its own settings, so they are not checked "
                    "here (load it again from Home).")
         return
@@ -472,7 +482,9 @@ def claims(exp: Experiment) -> None:
     head = (f"The preset's claims: {done} of {len(results)} hold at step {exp.steps}"
             if exp.steps >= preset.steps else
             f"The preset's claims, checked after N = {preset.steps} steps (now step {exp.steps})")
-    with st.expander(head, expanded=False):
+    if exp.steps == preset.steps:
+        head += f" — paused at N = {preset.steps}, where the test checks them (Start trains on)"
+    with st.expander(head, expanded=exp.steps == preset.steps and not presenting()):
         lines = []
         for r in results:
             mark = ("✅" if r.holds else "❌") if r.checked else "⏳"

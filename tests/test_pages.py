@@ -323,3 +323,27 @@ def test_when_every_run_diverged_training_stops_and_start_comes_back():
     assert [b.key for b in at.button if b.key in ("btn_start", "btn_pause")] == ["btn_start"]
     assert "Every run has diverged" in status_text(at)
     assert at.session_state["experiment"].finished
+
+
+def test_a_preset_pauses_at_its_n_with_its_claims_open(monkeypatch):
+    from dataclasses import replace as dc_replace
+
+    from rnnviz.presets import PRESETS_BY_NAME
+
+    p = PRESETS_BY_NAME["Truncated BPTT"]
+    monkeypatch.setitem(PRESETS_BY_NAME, p.name, dc_replace(p, steps=3))  # the same claims, checked at step 3
+    at = app().run()
+    at.button(key=f"preset_{PRESETS.index(p)}").click().run()
+    at.switch_page(f"pages/{p.page}.py").run()
+    at.button(key="btn_start").click().run()
+    for _ in range(10):
+        if not at.session_state["running"]:
+            break
+        at.run()
+    no_exception(at)
+    assert at.session_state["running"] is False and step_counts(at) == [3, 3], status_text(at)
+    labels = [e.label for e in at.expander]
+    assert any("paused at N = 3" in lab and "hold at step 3" in lab for lab in labels), labels
+    at.button(key="btn_start").click().run()  # Start trains on past N
+    at.run()
+    assert min(step_counts(at)) > 3
