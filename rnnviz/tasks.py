@@ -489,16 +489,34 @@ class Seq2SeqTask(Task):
 
     x (B, T) source, y (B, T) target, y_in = [BOS, y[:, :-1]] (teacher forcing). A uniform guess over the
     10 digits scores ln 10. Metric: token accuracy.
+
+    Option eos=True (default False: everything above unchanged): token 12 = EOS ends every target,
+    y (B, T+1) = [target, EOS], y_in = [BOS, y[:, :-1]] (B, T+1); baseline T ln 10 / (T+1) (the EOS step is
+    known). Greedy decoding can then stop when the model emits EOS (rnnviz.decoding).
     """
 
     kind = "seq2seq"
     MIN_LEN, MAX_LEN, DEFAULT_LEN = 2, 200, 8  # attention maps are T x T
+    OPTIONS = ("eos",)
     vocab_size = target_vocab = output_dim = 12
-    pad_id, bos_id = 0, 1
+    pad_id, bos_id, eos_id = 0, 1, None
     itos = ["<pad>", "<bos>", *"0123456789"]
     attention_shape = ""  # what the attention map should look like once learned
     baseline = math.log(10)
     baseline_note = "a uniform guess over the 10 digits gives ln 10"
+
+    def __init__(self, seq_len=None, eos: bool = False):
+        super().__init__(seq_len)
+        if not isinstance(eos, bool):
+            raise ValueError(f"{self.name}: eos must be a bool, got {eos!r}")
+        self.eos = eos
+        if eos:
+            self.eos_id = 12
+            self.vocab_size = self.target_vocab = self.output_dim = 13
+            self.itos = [*type(self).itos, "<eos>"]
+            self.stoi = {s: i for i, s in enumerate(self.itos)}
+            self.baseline = self.seq_len * math.log(10) / (self.seq_len + 1)
+            self.baseline_note = "a uniform guess over the 10 digits, then EOS: T ln 10 / (T + 1)"
 
     def target(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -507,11 +525,13 @@ class Seq2SeqTask(Task):
         B, T = self._check(batch_size, generator), self.seq_len
         x = torch.randint(2, 12, (B, T), generator=generator)  # (B, T) digits
         y = self.target(x)  # (B, T)
+        if self.eos:
+            y = torch.cat([y, torch.full((B, 1), self.eos_id, dtype=torch.long)], dim=1)  # (B, T+1)
         y_in = torch.cat([torch.full((B, 1), self.bos_id, dtype=torch.long), y[:, :-1]], dim=1)
         return Batch(x=x, y=y, y_in=y_in)
 
     def describe(self) -> dict:
-        return {**super().describe(), "attention_shape": self.attention_shape}
+        return {**super().describe(), "attention_shape": self.attention_shape, "eos_id": self.eos_id}
 
 
 class Reverse(Seq2SeqTask):

@@ -1,0 +1,150 @@
+"""Seq2seq decoding (rnnviz.decoding): greedy decoding equals feeding the argmax back by hand through the model's own
+forward; teacher-forced logits equal the model's forward; <sos> starts, <eos> stops (tasks built with eos=True)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rnnviz.decoding import (
+    accuracy_frame,
+    decode,
+    decoded_strip,
+    decoding_attention,
+    example_batch,
+    greedy,
+    teacher_forced,
+)
+from rnnviz.models import ATTENTIONS, ModelConfig, build_model
+from rnnviz.tasks import Batch, make_task
+from rnnviz.training import TrainConfig, Trainer
+
+torch.set_num_threads(1)
+
+
+def model_and_batch(attention, bidirectional=False, layers=1, cell="gru", task="reverse", T=6, eos=False, seed=0):
+    t = make_task(task, T, **({"eos": True} if eos else {}))
+    m = build_model(ModelConfig(cell=cell, hidden_size=12, num_layers=layers, bidirectional=bidirectional,
+                                attention=attention, embed_dim=6, seed=seed), t).double()
+    return t, m, t.sample(5, torch.Generator().manual_seed(seed))
+
+
+def by_hand(model, b, n):
+    """Greedy decoding written out with the model's public forward: feed [<sos>, g_0, ..., g_{i-1}] as y_in
+    (teacher forcing on the model's own tokens), take the argmax of the last step, append, repeat."""
+    model.eval()
+    toks = []
+    with torch.no_grad():
+        for _ in range(n):
+            y_in = torch.tensor([[model.bos_id, *toks]])
+            logits = model(Batch(x=b.x, y=b.y, y_in=y_in))  # (1, i+1, V)
+            toks.append(int(logits[0, -1].argmax()))
+    return toks
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("bidirectional,layers,cell", [(False, 1, "gru"), (True, 2, "lstm"), (True, 1, "rnn_tanh")])
+def test_greedy_equals_feeding_argmax_back_by_hand(attention, bidirectional, layers, cell):
+    task, m, b = model_and_batch(attention, bidirectional, layers, cell)
+    ref = m.greedy_decode(b)  # (B, T) the model's own greedy loop
+    for e in range(b.x.shape[0]):
+        one = example_batch(b, e)
+        g = greedy(m, task, one)
+        assert g.inputs[0] == task.bos_id and g.inputs[1:] == g.tokens[:-1]  # <sos>, then its own outputs
+        assert g.tokens == by_hand(m, one, len(g.tokens)) == ref[e].tolist()
+        assert g.stop == "length" and len(g.tokens) == task.seq_len  # no <eos> in this task: the target length
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("bidirectional,layers,cell", [(False, 1, "gru"), (True, 2, "lstm")])
+def test_teacher_forced_logits_equal_the_models_forward(attention, bidirectional, layers, cell):
+    task, m, b = model_and_batch(attention, bidirectional, layers, cell, task="sort", seed=1)
+    m.eval()
+    with torch.no_grad():
+        full = m(b)  # (B, T, V): the whole target at once (Bahdanau: its own step loop)
+        attn = m.last_attention
+    for e in range(b.x.shape[0]):
+        tf = teacher_forced(m, example_batch(b, e))
+        assert tf.inputs == b.y_in[e].tolist()  # <sos>, then the true previous tokens
+        torch.testing.assert_close(tf.logits, full[e], rtol=0, atol=1e-12)
+        if attention == "none":
+            assert tf.attention is None
+        else:
+            torch.testing.assert_close(tf.attention, attn[e], rtol=0, atol=1e-12)
+            torch.testing.assert_close(tf.attention.sum(-1), torch.ones(task.seq_len, dtype=torch.float64))
+
+
+def test_eos_option_of_the_seq2seq_tasks():
+    for name in ("reverse", "copy", "sort"):
+        plain, t = make_task(name, 5), make_task(name, 5, eos=True)
+        assert plain.eos_id is None and plain.vocab_size == 12 and plain.baseline == math.log(10)
+        assert (t.eos_id, t.vocab_size, t.target_vocab, t.output_dim) == (12, 13, 13, 13)
+        assert t.itos[12] == "<eos>" and t.itos[:12] == plain.itos
+        g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+        b, bp = t.sample(4, g1), plain.sample(4, g2)
+        assert torch.equal(b.x, bp.x) and torch.equal(b.y[:, :-1], bp.y) and (b.y[:, -1] == 12).all()
+        assert torch.equal(b.y_in, torch.cat([torch.ones(4, 1, dtype=torch.long), b.y[:, :-1]], 1))
+        assert t.baseline == pytest.approx(5 * math.log(10) / 6)
+        # the baseline: a uniform guess over the digits and a sure EOS at the end
+        logits = torch.full((4, 6, 13), -1e4)
+        logits[:, :5, 2:12] = 0.0
+        logits[:, 5, 12] = 0.0
+        assert t.loss(logits, b).item() == pytest.approx(t.baseline, rel=1e-5)
+    with pytest.raises(ValueError):
+        make_task("reverse", 5, eos=1)
+
+
+def test_greedy_stops_when_the_model_emits_eos_and_not_before():
+    task, m, b = model_and_batch("luong_dot", eos=True, seed=2)
+    one = example_batch(b, 0)
+    with torch.no_grad():
+        m.out.bias[task.eos_id] = 1e3  # the model now always says <eos>
+    g = greedy(m, task, one)
+    assert g.tokens == [task.eos_id] and g.stop == "eos"
+    with torch.no_grad():
+        m.out.bias[task.eos_id] = -1e3  # ... and now never
+    g = greedy(m, task, one)
+    assert len(g.tokens) == 2 * (task.seq_len + 1) and g.stop == "max_len" and task.eos_id not in g.tokens
+    assert g.tokens == by_hand(m, one, len(g.tokens))
+    assert len(greedy(m, task, one, max_len=3).tokens) == 3
+
+
+def test_a_trained_model_decodes_reverse_and_stops_at_eos():
+    tr = Trainer(ModelConfig(cell="gru", hidden_size=32, bidirectional=True, attention="luong_general"),
+                 TrainConfig(task="reverse", seq_len=5, lr=1e-2, snapshot_every=0, task_options={"eos": True}))
+    tr.step(200)
+    acc = accuracy_frame(tr.model, tr.task, tr.probe)
+    assert (acc["stop"] == "eos").mean() >= 0.75
+    assert acc["greedy_accuracy"].mean() >= 0.9 and acc["tf_accuracy"].mean() >= 0.9
+    d = decode(tr.model, tr.task, tr.probe, example=int(acc["greedy_accuracy"].idxmax()))
+    assert d.steps["greedy"].iloc[-1] == "<eos>" and d.stop == "eos"
+    assert d.steps["greedy_input"].iloc[0] == "<bos>"
+
+
+def test_decode_frames():
+    task, m, b = model_and_batch("bahdanau", True, seed=3)
+    m = m.float()
+    d = decode(m, task, b, example=2)
+    T = task.seq_len
+    assert len(d.steps) == T and d.source == [task.itos[i] for i in b.x[2].tolist()]
+    assert d.steps["target"].tolist() == [task.itos[i] for i in b.y[2].tolist()]
+    assert d.steps["tf_input"].tolist() == [task.itos[i] for i in b.y_in[2].tolist()]
+    assert d.steps["greedy"].tolist() == [task.itos[i] for i in d.greedy.tokens]
+    assert d.steps["greedy_input"].tolist() == ["<bos>"] + d.steps["greedy"].tolist()[:-1]
+    assert (d.steps["greedy_correct"] == (d.steps["greedy"] == d.steps["target"])).all()
+    p = torch.softmax(d.teacher.logits.double(), -1).max(-1).values.numpy()
+    np.testing.assert_allclose(d.steps["p_tf"], p, rtol=1e-12)
+    att = d.attention
+    assert set(att["mode"]) == {"greedy", "teacher_forced"} and len(att) == 2 * T * T
+    np.testing.assert_allclose(att.groupby(["mode", "step"])["weight"].sum(), 1.0, rtol=1e-6)
+    # figures: the strip has target / teacher-forced / greedy rows and <sos> .. end columns; the attention two panels
+    fig = decoded_strip(d.steps, d.stop, highlight=1)
+    assert len(fig.data[0].z) == 3 and len(fig.data[0].z[0]) == T + 2 and fig.data[0].text[0][-1] == "<eos>*"
+    assert fig.layout.shapes and fig.layout.shapes[0].x0 == 1.5
+    fa = decoding_attention(att, d.steps, highlight=0)
+    assert sum(tr.type == "heatmap" for tr in fa.data) == 2 and len(fa.layout.shapes) == 2
+    # without attention: no attention frame, an empty figure, the strip still drawn
+    task, m, b = model_and_batch("none")
+    d = decode(m.float(), task, b)
+    assert d.attention.empty and decoded_strip(d.steps, d.stop).data
