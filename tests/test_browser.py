@@ -37,12 +37,15 @@ TITLES = {  # url path -> text in the page's st.title
     "/gates": "Gates at work",
     "/hidden_states": "Hidden-state trajectories",
     "/attention": "Attention vs the bottleneck",
+    "/connectivity": "Connectivity: how far back do the predictions reach?",
+    "/hello": "a character RNN, one step at a time",
     "/training": "Training curves and replay",
     "/phase": "Gradient-flow phase diagram",
     "/your_model": "Look inside your own weights",
 }
 NAV_TEXT = {"/": "Home", "/gradient_flow": "Gradient flow", "/gates": "Gates", "/hidden_states": "Hidden states",
-            "/attention": "Attention", "/training": "Training & replay", "/phase": "Phase diagram",
+            "/attention": "Attention", "/connectivity": "Connectivity", "/hello": "“hello” step by step",
+            "/training": "Training & replay", "/phase": "Phase diagram",
             "/your_model": "Your weights"}
 # pages that draw charts at default settings (the trainers take a snapshot at step 0), and the key of one of them
 CHART_AT_DEFAULTS = {"/gradient_flow": "gf_curve", "/gates": "gates_heat", "/hidden_states": "hs_pca",
