@@ -12,7 +12,8 @@ press ▶ Start and watch (the client answers the live fragment's run_every tick
 ❚❚ Pause and Step. Everything is on 127.0.0.1, bounded in count and time, and every process started is stopped.
 
 Single process (`streamlit run app.py`), for each N in --sessions:
-  sessions held          tabs still connected at the end / opened
+  sessions held          tabs still connected at the end / opened (a preset pauses at its N steps: the
+                         student presses ▶ Start again, counted as "× Start at N")
   steps/s per session    the status line's step count over the measuring window (min / median / max)
   redraws/s per session  live-area reruns that reached the tab (status line + charts) per second (min/med/max)
   fairness               max / min of the sessions' steps in the window
@@ -94,6 +95,35 @@ class HealthProbe:
         self._t.join(timeout=10)
 
 
+class KeepTraining:
+    """A preset pauses at its N steps (its claims are checked there); a student then presses ▶ Start to go on.
+    This thread does that for every tab found paused, and counts it."""
+
+    def __init__(self, tabs: list[StreamTab]):
+        self.tabs, self.restarts = tabs, 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.3):
+            for tab in self.tabs:
+                if not tab.closed and "· paused" in tab.status_text and not tab.running:
+                    tab.click("btn_start")
+                    self.restarts += 1
+                    tab.wait_for(lambda s: "· paused" not in s.status_text, what="training again")
+
+    def __enter__(self) -> KeepTraining:
+        self._t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._t.join(timeout=TIMEOUT)
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 def pct(xs: list[float], q: float) -> float:
     if not xs:
         return float("nan")
@@ -107,6 +137,8 @@ def open_student(url: str, preset_key: str) -> StreamTab:
     tab = StreamTab(url, "/", timeout=TIMEOUT).open()
     tab.wait_idle()
     tab.wait_done(tab.click(preset_key))
+    if tab.exceptions:
+        raise RuntimeError(f"the app raised: {tab.exceptions}")
     return tab
 
 
@@ -151,7 +183,7 @@ def session_steps(tab: StreamTab) -> tuple[int, int]:
 
 # -- one measurement -------------------------------------------------------------------------------------------
 def measure(url: str, tabs: list[StreamTab], pids: list[int], window: float, visitors: int, probe_url: str,
-            steppers: int = 0, step_clicks: int = 3) -> dict:
+            keeper: KeepTraining, steppers: int = 0, step_clicks: int = 3) -> dict:
     """Everyone trains for `window` seconds (health probed, `visitors` new visitors spread over it); then
     `steppers` of the tabs pause and press Step `step_clicks` times while the others keep training."""
     la0 = load_avg()
@@ -172,13 +204,14 @@ def measure(url: str, tabs: list[StreamTab], pids: list[int], window: float, vis
         rss = sum(rss_mb(p) for p in pids)
         own1 = sum(os.times()[:2])
     dt = t1 - t0
+    keeper.stop()  # from here on pausing is on purpose
     redraws = [sum(1 for r in t.finished_runs(since=t0) if r.fragment and r.steps and r.finished_at <= t1)
                for t in tabs]
     steps = [b[0] - a[0] for a, b in zip(s0, s1, strict=True)]
     model_steps = sum(b[1] - a[1] for a, b in zip(s0, s1, strict=True))
     lat: list[tuple[float, float]] = []
-    if steppers:
-        chosen = tabs[1::2][:steppers] if len(tabs) > 1 else tabs
+    chosen = (tabs[1::2][:steppers] if len(tabs) > 1 else tabs) if steppers else []
+    if chosen:
         with ThreadPoolExecutor(len(chosen)) as ex:
             list(ex.map(pause, chosen))
             for res in ex.map(lambda t: step_latencies(t, step_clicks), chosen):
@@ -189,8 +222,7 @@ def measure(url: str, tabs: list[StreamTab], pids: list[int], window: float, vis
             "model_steps_per_s": model_steps / dt, "health": probe.times, "health_failures": probe.failures,
             "visitor": visitor_times, "step_fig": [a for a, _ in lat], "step_done": [b for _, b in lat],
             "cores": sum(c1[p] - c0[p] for p in pids) / dt, "rss_mb": rss, "client_cores": (own1 - own0) / dt,
-            "load": f"{la0} → {load_avg()}", "still_training": len(tabs) - (len(tabs[1::2][:steppers])
-                                                                             if len(tabs) > 1 else len(tabs))}
+            "load": f"{la0} → {load_avg()}", "restarts": keeper.restarts, "still_training": len(tabs) - len(chosen)}
 
 
 def students(url: str, n: int, presets: str, press_start: bool = True) -> list[StreamTab]:
@@ -222,8 +254,10 @@ def single_process(n: int, window: float, warmup: float, presets: str, visitors:
     with StreamlitServer(timeout=TIMEOUT) as srv:
         tabs = students(srv.url, n, presets)
         try:
-            time.sleep(warmup)
-            return measure(srv.url, tabs, [srv.proc.pid], window, visitors, srv.url, steppers=max(n // 2, 1))
+            with KeepTraining(tabs) as keeper:
+                time.sleep(warmup)
+                return measure(srv.url, tabs, [srv.proc.pid], window, visitors, srv.url, keeper,
+                               steppers=max(n // 2, 1))
         finally:
             close_all(tabs)
 
@@ -241,16 +275,17 @@ def replica_ratio(n: int, window: float, warmup: float, presets: str, rounds: in
             for r in range(rounds):
                 for k in (1, 2) if r % 2 == 0 else (2, 1):
                     everyone(start, tabs[k])
-                    time.sleep(warmup)
-                    res = measure(deps[k].url, tabs[k], [x.proc.pid for x in deps[k].replicas], window, 0,
-                                  deps[k].url)
+                    with KeepTraining(tabs[k]) as keeper:
+                        time.sleep(warmup)
+                        res = measure(deps[k].url, tabs[k], [x.proc.pid for x in deps[k].replicas], window, 0,
+                                      deps[k].url, keeper)
                     res["spread"] = sorted(t.cookies.get("rnnviz_replica", "?") for t in tabs[k])
                     out[k].append(res)
                     everyone(pause, tabs[k])
                     print(f"  {k} replica(s) {res['spread']}: {res['model_steps_per_s']:.0f} model steps/s "
                           f"(per session {mmm(res['steps_per_s'], '{:.1f}')}), server cores {res['cores']:.2f}, "
                           f"RSS {res['rss_mb']:.0f} MB, health p99 {pct(res['health'], .99) * 1e3:.0f} ms, "
-                          f"load {res['load']}", flush=True)
+                          f"load {res['load']}, {res['restarts']}× Start at N", flush=True)
         finally:
             close_all(tabs[1] + tabs[2])
         return out
@@ -277,8 +312,10 @@ def print_single(rows: list[dict]) -> None:
         per_redraw = f"{r['cores'] / redraws * 1e3:.0f} ms" if redraws else "–"
         step_s = (f"{pct(fig, .5) * 1e3:.0f} / {max(fig) * 1e3:.0f} ms ({pct(r['step_done'], .5) * 1e3:.0f} ms; "
                   f"{r['still_training']} still training)")
-        print(f"| {r['sessions']} ({r['held']}) | {mmm(r['steps_per_s'], '{:.1f}')} | {mmm(r['redraws_per_s'])} | "
-              f"{r['fairness']:.2f} | {health_s} | {mmm(r['visitor'], '{:.1f}')} s | {step_s} | "
+        again = f"; {r['restarts']}× Start at N" if r["restarts"] else ""
+        print(f"| {r['sessions']} ({r['held']}{again}) | {mmm(r['steps_per_s'], '{:.1f}')} | "
+              f"{mmm(r['redraws_per_s'])} | {r['fairness']:.2f} | {health_s} | {mmm(r['visitor'], '{:.1f}')} s | "
+              f"{step_s} | "
               f"{r['cores']:.2f} · {r['rss_mb']:.0f} MB | {per_redraw} | {r['load']} ({r['client_cores']:.2f}) |",
               flush=True)
 

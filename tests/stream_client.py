@@ -15,8 +15,9 @@ What a browser does and this does too (streamlit 1.67, lib/streamlit/proto):
 - the websocket offers the subprotocol "streamlit" (the browser also passes its XSRF token and, on reconnect, the
   previous session id as 2nd and 3rd entries) and carries the page's cookies;
 - the first BackMsg is `rerun_script` with the page name from the URL path and the URL's query string; later ones
-  carry the current page's script hash (NewSession.page_script_hash, so switch_page is followed) and the query
-  string the app last wrote (PageInfo);
+  carry the current page's script hash (NewSession.page_script_hash, then Navigation.page_script_hash once
+  st.navigation has resolved the page, so switch_page is followed) and the query string the app last wrote
+  (PageInfo);
 - a button press is a `rerun_script` whose `widget_states` hold `trigger_value=True` for the button's element id
   (found in the ForwardMsg deltas: every widget element has an `id`, `$$ID-<hash>-<key>` for a keyed widget);
   other widgets keep their server-side values (the browser would resend them unchanged);
@@ -111,6 +112,7 @@ class StreamTab:
         self.disabled: dict[str, bool] = {}  # element id -> disabled
         self.status_text = ""
         self.texts: list[str] = []  # markdown/heading/alert bodies of the latest full run, in arrival order
+        self.exceptions: list[str] = []  # st.exception elements received (an app error shown on the page)
         self.running = False
         self.runs: list[Run] = []
         self._current: Run | None = None
@@ -190,7 +192,8 @@ class StreamTab:
         with self._cv:
             wid = self.widgets.get(key)
         if wid is None:
-            raise KeyError(f"no widget {key!r} on the page; known: {sorted(self.widgets)}")
+            raise KeyError(f"no widget {key!r} on the page; known: {sorted(self.widgets)}; "
+                           f"exceptions on the page: {self.exceptions}")
         w = WidgetState(id=wid, trigger_value=True)
         return self._rerun([w])
 
@@ -236,7 +239,8 @@ class StreamTab:
             self.runs.append(self._current)
         elif kind == "session_status_changed":
             self.running = msg.session_status_changed.script_is_running
-        elif kind == "navigation":
+        elif kind == "navigation":  # st.navigation ran: the page this run shows is the tab's page from now on
+            self.page_script_hash = msg.navigation.page_script_hash or self.page_script_hash
             self.pages = {p.url_pathname: p.page_script_hash for p in msg.navigation.app_pages}
             for p in msg.navigation.app_pages:
                 if p.is_default:
@@ -279,6 +283,8 @@ class StreamTab:
             if label:
                 self.widgets[label] = wid
             self.disabled[wid] = bool(getattr(inner, "disabled", False))
+        if etype == "exception":
+            self.exceptions.append(f"{el.exception.type}: {el.exception.message}")
         run = self._current
         if etype == "plotly_chart" and run is not None:
             run.charts += 1
@@ -331,7 +337,7 @@ class StreamTab:
                     raise ConnectionError(f"{what}: connection closed ({self.close_reason})")
                 if left <= 0:
                     raise TimeoutError(f"{what} not reached in {timeout or self.timeout:.0f} s; status "
-                                       f"{self.status_text!r}, running={self.running}")
+                                       f"{self.status_text!r}, running={self.running}, exceptions {self.exceptions}")
                 self._cv.wait(timeout=min(left, 0.5))
 
     def wait_done(self, since: float, timeout: float | None = None) -> Run:

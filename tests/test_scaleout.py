@@ -1,10 +1,11 @@
 """Scale-out: 2 replicas of `streamlit run app.py` behind HAProxy (deploy/serve.py), on 127.0.0.1 only.
 
-Four simulated tabs (tests/stream_client.py: Streamlit's own websocket protocol, no browser) spread over both
-replicas and train; two Chromium pages, pinned to one replica each by the proxy's sticky cookie, upload weights
-and download a CSV through the proxy (both need the replica that holds the session). Then one replica is killed
-(SIGKILL to its process group): only its own sessions lose their connection, the others keep training, and a
-lost page that reloads lands on the live replica with its settings (from the URL) and works.
+Four simulated tabs (tests/stream_client.py: Streamlit's own websocket protocol, no browser) open a link to the
+Gradient flow page, spread over both replicas and train; two Chromium pages, pinned to one replica each by the
+proxy's sticky cookie, upload weights and download a CSV through the proxy (both need the replica that holds the
+session). Then one replica is killed (SIGKILL to its process group): only its own sessions lose their
+connection, the others keep training, and a lost page that reloads lands on the live replica with its settings
+(from the URL) and works.
 
 Every process is started in its own process group and killed with it (Deployment.stop, also on failure).
 """
@@ -44,11 +45,12 @@ def cluster():
     tabs: list[StreamTab] = []
     dep.start()
     try:
-        for key in ("preset_1", "preset_2", "preset_1", "preset_2"):  # light presets: one or two small runs
-            tab = StreamTab(dep.url, "/", timeout=WAIT).open()  # a new visitor: no cookie yet
-            tab.wait_idle()
-            tab.wait_done(tab.click(key))
+        # a link with a small configuration (not a preset: a preset pauses at its N steps)
+        for cell in ("lstm", "gru", "lstm", "gru"):
+            tab = StreamTab(dep.url, "/gradient_flow", f"cells={cell}&seq_len=20", timeout=WAIT).open()
             tabs.append(tab)
+            tab.wait_idle()  # a new visitor: no cookie yet, so the proxy chose the replica
+            assert not tab.exceptions, tab.exceptions
         for tab in tabs:
             tab.wait_done(tab.click("btn_start"))
         with launch_browser() as browser:
