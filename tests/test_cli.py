@@ -140,7 +140,8 @@ def test_config_json_and_reproduce_line_retrain_the_same_numbers(tmp_path, capsy
     assert cli.main(["--preset", "exploding", "--set", "hidden_size=4", "--steps", "8", "-q",
                      "--out", str(tmp_path / "a")]) == 0
     cfg = json.loads((tmp_path / "a" / "config.json").read_text())
-    assert cfg["report"]["reproduce"].startswith("python -m rnnviz --steps 8 --set cells=rnn_tanh ")
+    assert cfg["report"]["reproduce"].startswith("python -m rnnviz --steps 8 --set cells=rnn_relu ")
+    assert "--set compare=clip --set compare_values=0,1" in cfg["report"]["reproduce"]
     args = cfg["report"]["reproduce"].split()[3:]
     assert cli.main([*args, "-q", "--out", str(tmp_path / "b")]) == 0
     assert cli.main(["--config", str(tmp_path / "a" / "config.json"), "--steps", "8", "-q",
