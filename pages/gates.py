@@ -31,10 +31,10 @@ def render(rs):
     layer = c3.number_input("Layer", 0, L - 1, 0, key="gates_layer")
     gf = analysis.gate_frame(snap, layer=layer, direction=0, example=example)
     st.markdown(f"#### Gate activations, time × unit (snapshot at step {snap.step})")
-    ui.explain("Sigmoid gates on a 0–1 scale (white → dark); tanh quantities (candidate, cell state, hidden) on a "
-               "diverging −1…1 scale. A forget-gate row that stays near 1 is a unit holding its memory.")
     phases = t.task.phases() if hasattr(t.task, "phases") else None
     ui.chart(figures.gate_heatmaps(gf, phases=phases), key="gates_heat")
+    ui.explain("Sigmoid gates on a 0–1 scale (white → dark); tanh quantities (candidate, cell state, hidden) on a "
+               "diverging −1…1 scale. A forget-gate row that stays near 1 is a unit holding its memory.")
     st.markdown("#### Saturation over training")
     ui.explain("Fraction of (unit, step) values below 0.05 or above 0.95 on the probe batch. Saturated gates pass "
                "almost no gradient through their own derivative σ'(a) = σ(a)(1 − σ(a)).")

@@ -277,11 +277,10 @@ def test_truncated_bptt_preset_opens_gradient_flow(open_app):
     app.load_preset("Truncated BPTT")
     assert app.path() == "/gradient_flow", f"the preset opened {app.page.url}"
     q = app.query()
-    assert q.get("truncation") == "10", f"URL after the preset: {app.page.url}"
-    assert q.get("seq_len") == "60" and q.get("cells") == "rnn_tanh,lstm", app.page.url
+    assert q.get("compare") == "truncation" and q.get("compare_values") == "0,10", f"URL after the preset: {app.page.url}"
+    assert q.get("cells") == "lstm", app.page.url
     assert "Gradient flow through time" in app.title()
-    assert app.widget_value("Truncation window k (0 = full BPTT)") == "10"
-    assert labels(app) == ["RNN (tanh)", "LSTM"], app.status_text()
+    assert labels(app) == ["LSTM, full BPTT", "LSTM, truncated, k = 10"], app.status_text()
     app.page.wait_for_selector(".st-key-gf_curve .main-svg")
     app.assert_no_exception("gradient_flow after the preset")
 
