@@ -277,7 +277,7 @@ def test_truncated_bptt_preset_opens_gradient_flow(open_app):
     app.load_preset("Truncated BPTT")
     assert app.path() == "/gradient_flow", f"the preset opened {app.page.url}"
     q = app.query()
-    assert q.get("compare") == "truncation" and q.get("compare_values") == "0,10", f"URL after the preset: {app.page.url}"
+    assert q.get("compare") == "truncation" and q.get("compare_values") == "0,10", f"URL: {app.page.url}"
     assert q.get("cells") == "lstm", app.page.url
     assert "Gradient flow through time" in app.title()
     assert labels(app) == ["LSTM, full BPTT", "LSTM, truncated, k = 10"], app.status_text()
