@@ -608,9 +608,10 @@ def gate_heatmaps(gf_frame: pd.DataFrame, phases: list[tuple[str, int, int]] | N
             fig.add_shape(type="line", x0=start - 0.5, x1=start - 0.5, y0=0, y1=1, xref=xref,
                           yref=f"{yref} domain", line={"color": "#222222", "width": 1.5, "dash": "dash"})
             if i < cols:  # names above the top row only
+                narrow = end - start < 3  # e.g. the one-step delimiter: its name runs down the column
                 fig.add_annotation(x=(start + end - 1) / 2, y=1.0, xref=xref, yref=f"{yref} domain", text=name,
                                    showarrow=False, yanchor="top", bgcolor="rgba(255,255,255,0.75)",
-                                   font={"size": FONT_SIZE - 2, "color": "#222222"})
+                                   textangle=-90 if narrow else 0, font={"size": FONT_SIZE - 2, "color": "#222222"})
     return fig
 
 
