@@ -61,53 +61,79 @@ def example_batch(batch: Batch, example: int) -> Batch:
 
 
 @torch.no_grad()
-def _loop(model, batch: Batch, feed: Tensor | None, max_len: int, eos_id: int | None) -> Run:
-    """The decoder one token at a time on a batch of one. feed (n,) = the tokens to feed after <sos> (teacher
-    forcing, n = max_len) or None (greedy: argmax fed back, stop at eos_id)."""
+def _loop(model, batch: Batch, feed: Tensor | None, max_len: int, eos_id: int | None):
+    """The decoder one token at a time over a batch. feed (B, max_len) = the tokens to feed after <sos> (teacher
+    forcing) or None (greedy: the argmax fed back; an example stops at eos_id, the loop when all have).
+    Returns inputs (B, n), tokens (B, n), logits (B, n, V), attention (B, n, T_in) | None, steps (B,) run by each
+    example (n = the longest)."""
     was_training = model.training
     model.eval()
     try:
-        enc = model.core(model.core_input(batch))[0]  # (1, T_in, D*H)
+        enc = model.core(model.core_input(batch))[0]  # (B, T_in, D*H)
+        B = enc.shape[0]
         state, mem = model._start(enc, batch.lengths)
-        tok = torch.full((1, 1), model.bos_id, dtype=torch.long)
-        inputs, tokens, logits, attns, stop = [], [], [], [], "length" if feed is not None else "max_len"
+        tok = torch.full((B, 1), model.bos_id, dtype=torch.long)
+        steps = torch.full((B,), max_len, dtype=torch.long)
+        done = torch.zeros(B, dtype=torch.bool)
+        inputs, tokens, logits, attns = [], [], [], []
         for i in range(max_len):
-            inputs.append(int(tok))
-            lg, state, a = model._decode(tok, state, mem)  # (1, 1, V), state, (1, 1, T_in) | None
-            k = int(lg[0, -1].argmax())
+            inputs.append(tok[:, 0])
+            lg, state, a = model._decode(tok, state, mem)  # (B, 1, V), state, (B, 1, T_in) | None
+            k = lg[:, -1].argmax(-1)  # (B,)
             tokens.append(k)
-            logits.append(lg[0, -1])
+            logits.append(lg[:, -1])
             if a is not None:
-                attns.append(a[0, -1])
+                attns.append(a[:, -1])
             if feed is None:
-                tok = torch.tensor([[k]])
-                if eos_id is not None and k == eos_id:
-                    stop = "eos"
-                    break
+                tok = k[:, None]
+                if eos_id is not None:
+                    new = (k == eos_id) & ~done
+                    steps[new] = i + 1
+                    done |= new
+                    if done.all():
+                        break
             else:
-                tok = feed[i].reshape(1, 1)
-        return Run(inputs=inputs, tokens=tokens, logits=torch.stack(logits) if logits else torch.zeros(0),
-                   attention=torch.stack(attns) if attns else None, stop=stop)
+                tok = feed[:, i:i + 1]
+        V = model.out.out_features
+        stack = (lambda xs, *shape: torch.stack(xs, 1) if xs else torch.zeros(B, 0, *shape))  # noqa: E731
+        return (stack(inputs).long(), stack(tokens).long(), stack(logits, V),
+                torch.stack(attns, 1) if attns else None, steps.clamp(max=len(tokens)))
     finally:
         model.train(was_training)
+
+
+def _run(out, b: int, stop: str) -> Run:
+    inputs, tokens, logits, attn, steps = out
+    n = int(steps[b])
+    return Run(inputs=inputs[b, :n].tolist(), tokens=tokens[b, :n].tolist(), logits=logits[b, :n],
+               attention=None if attn is None else attn[b, :n], stop=stop)
+
+
+def _stops(out, eos_id: int | None, max_len: int, default: bool) -> list[str]:
+    tokens, steps = out[1], out[4]
+    return ["eos" if eos_id is not None and int(n) > 0 and int(tokens[b, int(n) - 1]) == eos_id
+            else ("length" if default and eos_id is None else "max_len") for b, n in enumerate(steps)]
+
+
+def _greedy_all(model, task, batch: Batch, max_len: int | None = None):
+    eos = getattr(task, "eos_id", None)
+    T = batch.y.shape[1] if batch.y is not None else batch.x.shape[1]
+    n = max_len if max_len is not None else (2 * T if eos is not None else T)
+    out = _loop(model, batch, None, n, eos)
+    return out, _stops(out, eos, n, max_len is None)
 
 
 def greedy(model, task, batch: Batch, max_len: int | None = None) -> Run:
     """Greedy decoding of a batch of one: <sos>, then each argmax fed back, until <eos> (if task.eos_id) or
     max_len steps (default: the target's length; twice it when the task has an <eos>, so that stopping is the
     model's own doing)."""
-    eos = getattr(task, "eos_id", None)
-    T = batch.y.shape[1] if batch.y is not None else batch.x.shape[1]
-    n = max_len if max_len is not None else (2 * T if eos is not None else T)
-    r = _loop(model, batch, None, n, eos)
-    if eos is None and r.stop == "max_len" and max_len is None:
-        r.stop = "length"
-    return r
+    out, stops = _greedy_all(model, task, batch, max_len)
+    return _run(out, 0, stops[0])
 
 
 def teacher_forced(model, batch: Batch) -> Run:
     """Teacher forcing on a batch of one, step by step: <sos>, then the true previous token each step."""
-    return _loop(model, batch, batch.y[0], batch.y.shape[1], None)
+    return _run(_loop(model, batch, batch.y, batch.y.shape[1], None), 0, "length")
 
 
 @dataclass
@@ -172,19 +198,19 @@ def decode(model, task, batch: Batch, example: int = 0, max_len: int | None = No
 
 @torch.no_grad()
 def accuracy_frame(model, task, batch: Batch) -> pd.DataFrame:
-    """Per example of the batch: token accuracy of greedy and of teacher-forced decoding against the target,
-    the first step where greedy goes wrong (-1: none), and how greedy stopped.
+    """Per example of the batch (decoded all at once): token accuracy of greedy and of teacher-forced decoding
+    against the target, the first step where greedy goes wrong (-1: none), and how greedy stopped.
     Columns: example, greedy_accuracy, tf_accuracy, first_greedy_error, stop."""
-    rows = []
-    for e in range(batch.x.shape[0]):
-        b = example_batch(batch, e)
-        g, tf = greedy(model, task, b), teacher_forced(model, b)
-        y = b.y[0].tolist()
-        hits = [i < len(g.tokens) and g.tokens[i] == y[i] for i in range(len(y))]
-        rows.append({"example": e, "greedy_accuracy": float(np.mean(hits)),
-                     "tf_accuracy": float(np.mean([tf.tokens[i] == y[i] for i in range(len(y))])),
-                     "first_greedy_error": next((i for i, h in enumerate(hits) if not h), -1), "stop": g.stop})
-    return pd.DataFrame(rows, columns=["example", "greedy_accuracy", "tf_accuracy", "first_greedy_error", "stop"])
+    (_, g, _, _, steps), stops = _greedy_all(model, task, batch)
+    tf = _loop(model, batch, batch.y, batch.y.shape[1], None)[1]  # (B, T_out)
+    y = batch.y
+    n = min(g.shape[1], y.shape[1])
+    hits = torch.zeros_like(y, dtype=torch.bool)
+    hits[:, :n] = (g[:, :n] == y[:, :n]) & (torch.arange(n)[None, :] < steps[:, None])  # after a stop: a miss
+    first = torch.where(hits.all(1), -1, (~hits).float().argmax(1))
+    return pd.DataFrame({"example": range(y.shape[0]), "greedy_accuracy": hits.float().mean(1).double().numpy(),
+                         "tf_accuracy": (tf == y).float().mean(1).double().numpy(), "first_greedy_error": first.numpy(),
+                         "stop": stops})
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -228,12 +254,10 @@ def decoded_strip(steps: pd.DataFrame, stop: str = "length", highlight: int | No
     note = {"eos": "greedy stopped: the model emitted <eos>",
             "length": "<eos>*: stopped at the target length T (no <eos> token in this task)",
             "max_len": "cut: the maximum length, no <eos> emitted"}.get(stop, "")
-    fig = _layout(fig, title, "decoder step (the token fed at step 0 is <sos>)", None,
-                  note="green: = target · orange: ≠ target · " + note, height=260)
-    fig.update_xaxes(tickvals=list(range(n + 2)), ticktext=x, showgrid=False, zeroline=False, side="top",
-                     title_standoff=4)
+    fig = _layout(fig, title, "decoder step (step 0 is fed <sos>)", None,
+                  note="green: = target · orange: ≠ target · " + note, height=300)
+    fig.update_xaxes(tickvals=list(range(n + 2)), ticktext=x, showgrid=False, zeroline=False)
     fig.update_yaxes(autorange="reversed", showgrid=False, zeroline=False)
-    fig.update_layout(margin={"b": 50})
     return fig
 
 
@@ -276,6 +300,7 @@ def decoding_attention(att: pd.DataFrame, steps: pd.DataFrame, highlight: int | 
     fig.update_xaxes(title_text=xt, showgrid=False)
     fig.update_yaxes(showgrid=False)
     fig.update_yaxes(title_text=yt, row=1, col=1)
+    fig.layout.margin.t += 30  # the panel titles sit between the note and the plots
     return fig
 
 

@@ -290,6 +290,8 @@ def inspect(model: PaddedClassifier, task, batch, seed: int = 0) -> dict[str, pd
     for m in METHODS:
         sf[f"{m}_pads_replaced"] = gap(replaced[m], h_ns[m])
     sf["padded_vs_packed"] = gap(h_ns["padded"], h_ns["packed"])
+    sf = sf[["seq", "length", "label", "masked_vs_packed", "padded_vs_packed", "packed_pads_replaced",
+             "masked_pads_replaced", "padded_pads_replaced", "p_label"]]
 
     V = model.embed.num_embeddings
     counts = torch.bincount(batch.x.reshape(-1), minlength=V)
@@ -317,10 +319,6 @@ def padded_batch_frame(task, batch) -> pd.DataFrame:
 PAD_GREY = "#d9d9d9"
 
 
-def _short(tok: str, n: int = 5) -> str:
-    return tok if len(tok) <= n else tok[:n - 1] + "…"
-
-
 def input_grad_figure(bf: pd.DataFrame, methods=("packed", "padded"), pad_token: str = "") -> go.Figure:
     """||dL/de_{b,t}|| per sequence (rows) and position (columns), one panel per method, on one log colour scale.
     Cells read a token; the black bar after the last valid token marks the length; a pad that gets exactly zero
@@ -346,18 +344,18 @@ def input_grad_figure(bf: pd.DataFrame, methods=("packed", "padded"), pad_token:
         zero = g == 0
         with np.errstate(divide="ignore"):
             z = np.where(g > 0, np.log10(np.where(g > 0, g, 1.0)), np.nan)
-        text = np.where(zero, "0", np.vectorize(_short)(tok)) if T * len(methods) <= 40 else np.where(zero, "0", "")
+        text = np.where(zero, "0", "")  # the tokens are in the hover (and the batch table): cells are narrow
         hover = np.vectorize(lambda s, v: f"{s}: {v:.3g}")(tok, np.nan_to_num(g))
         fig.add_trace(go.Heatmap(z=np.where(zero, 1.0, np.nan), x=list(range(T)), y=list(range(B)),
                                  colorscale=[[0, PAD_GREY], [1, PAD_GREY]], showscale=False, hoverinfo="skip",
                                  xgap=1, ygap=1), row=1, col=i)
-        fig.add_trace(go.Heatmap(z=z, x=list(range(T)), y=list(range(B)), coloraxis="coloraxis", text=text,
-                                 texttemplate="%{text}", textfont={"size": 13}, customdata=hover, xgap=1, ygap=1,
+        fig.add_trace(go.Heatmap(z=z, x=list(range(T)), y=list(range(B)), coloraxis="coloraxis",
+                                 customdata=hover, xgap=1, ygap=1,
                                  hovertemplate="sequence %{y}, t = %{x}<br>%{customdata}<extra>" + m + "</extra>"),
                       row=1, col=i)
         fig.add_trace(go.Heatmap(z=np.where(zero, 0.0, np.nan), x=list(range(T)), y=list(range(B)),
                                  colorscale=[[0, PAD_GREY], [1, PAD_GREY]], showscale=False, text=text,
-                                 texttemplate="%{text}", textfont={"size": 13, "color": TEXT}, xgap=1, ygap=1,
+                                 texttemplate="%{text}", textfont={"size": 15, "color": TEXT}, xgap=1, ygap=1,
                                  customdata=hover,
                                  hovertemplate="sequence %{y}, t = %{x}<br>pad: gradient exactly 0<extra></extra>"),
                       row=1, col=i)
@@ -377,6 +375,7 @@ def input_grad_figure(bf: pd.DataFrame, methods=("packed", "padded"), pad_token:
     ticks = [f"#{b} · L={int(L)}" for b, L in enumerate(lengths)]
     fig.update_yaxes(tickvals=list(range(B)), ticktext=ticks, autorange="reversed", showgrid=False, zeroline=False)
     fig.update_yaxes(title_text=yt, row=1, col=1)
+    fig.layout.margin.t += 30  # the panel titles sit between the note and the plots
     return fig
 
 
@@ -387,16 +386,14 @@ def embedding_grad_figure(ef: pd.DataFrame) -> go.Figure:
     if _is_empty(ef):
         return _empty(title, xt, yt)
     colors = np.where(ef["is_pad"], "#D55E00", "#0072B2")
-    text = [("0 (padding_idx)" if g == 0 else "0") if p else "" for p, g in zip(ef["is_pad"], ef["grad_norm"],
-                                                                                 strict=True)]
-    for i, (p, g) in enumerate(zip(ef["is_pad"], ef["grad_norm"], strict=True)):
-        if p and g != 0:
-            text[i] = f"{g:.2g} (padding_idx, not 0!)"
-    fig = _figure(go.Bar(x=ef["token"].astype(str), y=ef["grad_norm"], marker_color=colors, text=text,
-                         textposition="outside", textfont=_font(15), cliponaxis=False,
+    fig = _figure(go.Bar(x=ef["token"].astype(str), y=ef["grad_norm"], marker_color=colors,
                          customdata=np.stack([ef["count"], ef["weight_norm"]], axis=-1),
                          hovertemplate="%{x}<br>‖∂L/∂E[v]‖ = %{y:.3g}<br>in the batch %{customdata[0]} times"
                                        "<br>‖E[v]‖ = %{customdata[1]:.3g}<extra></extra>"))
+    for r in ef[ef["is_pad"]].itertuples():  # a zero-height bar draws nothing: say it
+        fig.add_annotation(x=str(r.token), y=r.grad_norm, text="exactly 0 (padding_idx)" if r.grad_norm == 0
+                           else f"{r.grad_norm:.2g}: not 0!", showarrow=True, arrowhead=2, arrowcolor="#D55E00",
+                           ax=0, ay=-45, xanchor="left", font=_font(15))
     fig = _layout(fig, title, xt, yt, note="orange: the padding_idx row (all zeros, never updated) · "
                                            "rows not in the batch get 0 too")
     fig.update_xaxes(tickangle=-45 if len(ef) > 12 else 0)

@@ -87,22 +87,33 @@ def cut_links(T: int, k: int | None, direction: int = 0) -> list[tuple[int, int]
 
 
 def shown_steps(T: int, max_steps: int = MAX_STEPS, truncation: int | None = None) -> list[int | None]:
-    """The steps drawn: all of them when T <= max_steps, else the first few, None (the ellipsis), the last ones.
-    The tail is long enough to show the last truncation cut when it fits (at most max_steps - 1 steps)."""
+    """The steps drawn: all of them when T <= max_steps, else the first few, None (an ellipsis), the last ones.
+    With a truncation window the last cut (forward: the link into t = k * floor((T-1)/k)) is kept in view: the
+    tail grows to reach it if it can, else the two steps around it are drawn between two ellipses."""
     if T < 1:
         raise ValueError(f"T must be >= 1, got {T}")
-    if max_steps < 3:
-        raise ValueError(f"max_steps must be >= 3, got {max_steps}")
+    if max_steps < 4:
+        raise ValueError(f"max_steps must be >= 4, got {max_steps}")
     if T <= max_steps:
         return list(range(T))
     tail = max_steps - 1 - min(4, max_steps // 3)
+    keep: set[int] = set()
     if truncation and truncation < T:
-        last_cut = (T - 1) // truncation * truncation  # forward: the link (last_cut - 1, last_cut)
-        need = T - last_cut + 1
+        cut = (T - 1) // truncation * truncation  # the last forward cut: the link (cut - 1, cut)
+        need = T - cut + 1
         if need <= max_steps - 1:
             tail = max(tail, need)
-    head = max_steps - tail
-    return [*range(head), None, *range(T - tail, T)]
+        else:  # the two steps around it, between the head and the tail
+            tail = max(2, tail - 2)
+            keep = {cut - 1, cut}
+    head = max_steps - tail - len(keep)
+    keep |= set(range(head)) | set(range(T - tail, T))
+    out: list[int | None] = []
+    for t in sorted(keep):
+        if out and out[-1] is not None and t != out[-1] + 1:
+            out.append(None)
+        out.append(t)
+    return out
 
 
 def _fmt(v: float) -> str:
@@ -339,8 +350,9 @@ def unrolled_frames(cell: str = "rnn_tanh", num_layers: int = 1, bidirectional: 
 # ----------------------------------------------------------------------------------------------------------
 # The figure
 
-ROW_PX = 100  # px per row of nodes
-LABEL_DY = 0.17  # W_hh labels sit this far above their link; gradient arrows this far below
+ROW_PX = 92  # px per row of nodes
+LABEL_DY = 0.17  # gradient arrows sit this far below their link
+WEIGHT_DY = 0.3  # W_hh labels this far above it (clear of the nodes)
 
 
 def _arrows(fig: go.Figure, e: pd.DataFrame, color: str, width: float | list, name: str, dash: str = "solid",
@@ -405,13 +417,13 @@ def unrolled_figure(nodes: pd.DataFrame, edges: pd.DataFrame, title: str = "The 
     if not cut.empty:
         _arrows(fig, cut, "#bbbbbb", 2.5, "recurrent link, detached by truncation", dash="dot", legend=False)
         fig.add_trace(go.Scatter(x=(cut["x0"] + cut["x1"]) / 2, y=(cut["y0"] + cut["y1"]) / 2, mode="markers",
-                                 marker={"symbol": "line-ns", "size": 30, "line": {"width": 5, "color": COLORS["cut"]}},
+                                 marker={"symbol": "line-ns", "size": 26, "line": {"width": 5, "color": COLORS["cut"]}},
                                  name="cut (state detached)", hovertext=cut["hover"],
                                  hoverinfo="text"))
     # the gradient flowing back
     grad = edges[edges["kind"] == "grad"]
     if has_grad and not grad.empty:
-        flow = grad[~grad["cut"]]
+        flow = grad[~grad["cut"] & (grad["grad_norm"] > 0)]  # exactly 0: nothing flows back there
         pos = nodes.loc[(nodes["kind"] == "hidden") & (nodes["grad_norm"] > 0), "grad_norm"].to_numpy(np.float64)
         lo, hi = (math.log10(pos.min()), math.log10(pos.max())) if len(pos) else (0.0, 1.0)
         span = max(hi - lo, 1e-9)
@@ -423,14 +435,17 @@ def unrolled_figure(nodes: pd.DataFrame, edges: pd.DataFrame, title: str = "The 
     horiz = lab[lab["y0"] == lab["y1"]]
     vert = lab[lab["y0"] != lab["y1"]]
     if not horiz.empty:
-        fig.add_trace(go.Scatter(x=(horiz["x0"] + horiz["x1"]) / 2, y=horiz["y0"] + LABEL_DY, mode="text",
+        fig.add_trace(go.Scatter(x=(horiz["x0"] + horiz["x1"]) / 2, y=horiz["y0"] + WEIGHT_DY, mode="text",
                                  text=horiz["label"], textfont=_font(16), hoverinfo="skip", showlegend=False,
                                  name="weight labels"))
     for side, sel in (("left", vert["direction"].fillna(0) == 0), ("right", vert["direction"].fillna(0) == 1)):
         v = vert[sel]
         if v.empty:
             continue
-        f = 0.5 / (v["y1"] - v["y0"]).abs()  # half a row up from the source
+        # half a row from the source (forward); half a row below the destination (backward: its edges are diagonal)
+        f = 0.5 / (v["y1"] - v["y0"]).abs()
+        if side == "right":
+            f = 1 - f
         xm = v["x0"] + f * (v["x1"] - v["x0"]) + (-0.04 if side == "left" else 0.04)
         fig.add_trace(go.Scatter(x=xm, y=v["y0"] + f * (v["y1"] - v["y0"]), mode="text", text=v["label"],
                                  textposition=f"middle {side}", textfont=_font(16), hoverinfo="skip",
@@ -442,35 +457,35 @@ def unrolled_figure(nodes: pd.DataFrame, edges: pd.DataFrame, title: str = "The 
     # nodes
     for kind, (symbol, fill, line, name) in NODE_STYLE.items():
         n = nodes[nodes["kind"] == kind]
+        if kind == "hidden":  # states with a gradient are drawn below, coloured and labelled with it
+            n = n[n["grad_norm"].isna()]
         if n.empty:
             continue
         marker = {"symbol": symbol, "size": 34 if kind != "context" else 40, "color": fill,
                   "line": {"color": line, "width": 2.5}}
-        if kind == "hidden" and has_grad:
-            gv = n["grad_norm"].to_numpy(np.float64)
-            with np.errstate(divide="ignore"):
-                z = np.where(gv > 0, np.log10(np.where(gv > 0, gv, 1.0)), np.nan)
-            marker |= {"color": z, "coloraxis": "coloraxis", "size": 40}
-            zero = n[gv == 0]
-            if not zero.empty:  # exactly zero: nothing reached it (cut by truncation)
-                fig.add_trace(go.Scatter(x=zero["x"], y=zero["y"], mode="markers+text", text=["0"] * len(zero),
-                                         textfont=_font(15),
-                                         marker={"symbol": symbol, "size": 34, "color": "#e0e0e0",
-                                                 "line": {"color": line, "width": 2.5}},
-                                         hovertext=zero["hover"], hoverinfo="text", name="‖∂L/∂h_t‖ = 0 exactly",
-                                         showlegend=False))
-                n = n[gv != 0]
-                marker["color"] = z[gv != 0]
-        text, tfont = n["label"], _font(15)
-        if kind == "hidden" and has_grad:  # the value in the node, white on the dark end of the scale
-            gv = n["grad_norm"].to_numpy(np.float64)
-            text = [_short(v) for v in gv]
-            z = np.log10(gv)
-            dark = (z - lo_c) / max(hi_c - lo_c, 1e-9) < 0.55
-            tfont = {"size": 15, "color": np.where(dark, "white", TEXT).tolist()}
-        fig.add_trace(go.Scatter(x=n["x"], y=n["y"], mode="markers+text", text=text, textfont=tfont,
+        fig.add_trace(go.Scatter(x=n["x"], y=n["y"], mode="markers+text", text=n["label"], textfont=_font(15),
                                  marker=marker, hovertext=n["hover"], hoverinfo="text", name=name,
                                  showlegend=False))
+    hid = nodes[(nodes["kind"] == "hidden") & nodes["grad_norm"].notna()]
+    symbol, _, line, name = NODE_STYLE["hidden"]
+    zero = hid[hid["grad_norm"] == 0]
+    if not zero.empty:  # exactly zero: nothing reached it (cut off by truncation)
+        fig.add_trace(go.Scatter(x=zero["x"], y=zero["y"], mode="markers+text", text=["0"] * len(zero),
+                                 textfont=_font(15), marker={"symbol": symbol, "size": 34, "color": "#e0e0e0",
+                                                             "line": {"color": line, "width": 2.5}},
+                                 hovertext=zero["hover"], hoverinfo="text", name="‖∂L/∂h_t‖ = 0 exactly",
+                                 showlegend=False))
+    pos = hid[hid["grad_norm"] != 0]
+    if not pos.empty:  # the value in the state; colour log10 of it, white text on the dark end of the scale
+        gv = pos["grad_norm"].to_numpy(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.log10(gv)
+        dark = (z - lo_c) / max(hi_c - lo_c, 1e-9) < 0.55
+        fig.add_trace(go.Scatter(x=pos["x"], y=pos["y"], mode="markers+text", text=[_short(v) for v in gv],
+                                 textfont={"size": 15, "color": np.where(dark, "white", TEXT).tolist()},
+                                 marker={"symbol": symbol, "size": 40, "color": z, "coloraxis": "coloraxis",
+                                         "line": {"color": line, "width": 2.5}},
+                                 hovertext=pos["hover"], hoverinfo="text", name=name, showlegend=False))
     parts = nodes[nodes["kind"] == "part"]
     if not parts.empty:
         fig.add_trace(go.Scatter(x=parts["x"], y=parts["y"], mode="text", text=parts["label"], textfont=_font(17),
@@ -489,13 +504,13 @@ def unrolled_figure(nodes: pd.DataFrame, edges: pd.DataFrame, title: str = "The 
     rows = _row_names(nodes)
     kw = {}
     if has_grad:
-        kw["coloraxis"] = {"colorscale": "Viridis", "cmin": lo_c, "cmax": hi_c,
-                           "colorbar": {"title": {"text": "log10 ‖∂L/∂h_t‖"}, "len": 0.7}}
-    n_rows = math.ceil(nodes["y"].max()) + 1
-    fig = _layout(fig, title, None, None, note=note, height=int(130 + ROW_PX * n_rows), **kw)
+        # no colour bar: each state shows its value; the colour (log10, Viridis) only repeats it
+        kw["coloraxis"] = {"colorscale": "Viridis", "cmin": lo_c, "cmax": hi_c, "showscale": False}
+    top_y = float(nodes["y"].max())
+    fig = _layout(fig, title, None, None, note=note, height=int(120 + ROW_PX * (top_y + 1.1)), **kw)
     x_lo, x_hi = float(nodes["x"].min()) - 0.6, float(nodes["x"].max()) + 0.6
     fig.update_xaxes(tickvals=tickx, ticktext=tickt, range=[x_lo, x_hi], showgrid=False, zeroline=False)
-    fig.update_yaxes(tickvals=list(rows), ticktext=list(rows.values()), range=[-0.6, n_rows - 0.4], showgrid=False,
+    fig.update_yaxes(tickvals=list(rows), ticktext=list(rows.values()), range=[-0.6, top_y + 0.5], showgrid=False,
                      zeroline=False)
     fig.update_layout(plot_bgcolor="white", hovermode="closest")
     return fig
@@ -553,7 +568,7 @@ def unrolled_note(shape: str, cell: str, T: int, truncation: int | None, has_gra
     parts = [f"{SHAPES[shape][0]} · {CELL_TITLES.get(cell, cell)} · T = {T}"]
     parts.append(f"truncated BPTT: cut every {truncation} steps" if truncation and truncation < T else "full BPTT")
     if has_grad:
-        parts.append("orange: ‖∂L/∂h_t‖ flowing back")
+        parts.append("in each state and as the orange arrows' width: ‖∂L/∂h_t‖ flowing back")
     return " · ".join(parts)
 
 

@@ -148,3 +148,26 @@ def test_decode_frames():
     task, m, b = model_and_batch("none")
     d = decode(m.float(), task, b)
     assert d.attention.empty and decoded_strip(d.steps, d.stop).data
+
+
+@pytest.mark.parametrize("attention,eos,shift", [("bahdanau", False, 0), ("luong_general", True, -0.1),
+                                                 ("none", True, 0.1)])
+def test_accuracy_frame_decodes_the_batch_as_each_example_alone(attention, eos, shift):
+    task, m, b = model_and_batch(attention, True, eos=eos, seed=4)
+    if eos:  # some examples stop early, some do not: <eos> made about as likely as the likeliest token
+        with torch.no_grad():
+            m.out.bias[task.eos_id] = m.out.bias.max() + shift
+    acc = accuracy_frame(m, task, b)
+    assert len(acc) == b.x.shape[0]
+    for e in range(b.x.shape[0]):
+        one = example_batch(b, e)
+        g, tf = greedy(m, task, one), teacher_forced(m, one)
+        y = b.y[e].tolist()
+        hits = [i < len(g.tokens) and g.tokens[i] == y[i] for i in range(len(y))]
+        row = acc.iloc[e]
+        assert row["greedy_accuracy"] == pytest.approx(np.mean(hits))
+        assert row["tf_accuracy"] == pytest.approx(np.mean([a == c for a, c in zip(tf.tokens, y, strict=True)]))
+        assert row["first_greedy_error"] == next((i for i, h in enumerate(hits) if not h), -1)
+        assert row["stop"] == g.stop
+    if eos:
+        assert set(acc["stop"]) == {"eos", "max_len"}  # a batch that stops unevenly

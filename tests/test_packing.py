@@ -194,4 +194,4 @@ def test_inspect_frames_and_figures():
     lines = [tr for tr in fig.data if tr.type == "scatter"]
     assert sum(x is not None for x in lines[0].x) == 2 * int(short.sum())  # an end bar per padded sequence
     ebar = embedding_grad_figure(ef)
-    assert ebar.data[0].text[run.task.pad_id].startswith("0")
+    assert [a.text for a in ebar.layout.annotations] == ["exactly 0 (padding_idx)"]

@@ -12,6 +12,7 @@ from rnnviz.tracing import truncated_forward
 from rnnviz.training import TrainConfig, Trainer
 from rnnviz.unrolled import (
     SHAPES,
+    _short,
     cut_links,
     sequence_shape,
     shown_steps,
@@ -145,6 +146,13 @@ def test_seq2seq(attention, layers, bi):
     tx = texts(fig)
     assert tx.count("W′<sub>hh</sub>" + ("<sup>(1)</sup>" if layers > 1 else "")) == Sd - 2  # the decoder's own
     assert any("encoder" in t for t in tx) and any("decoder" in t for t in tx)
+    # the snapshot's gradient is the encoder's (L, D, T_in): drawn there; the decoder's states stay plain
+    g = np.full((layers, D, 8), 0.25)
+    nodes, edges = unrolled_frames("gru", layers, bi, 8, "seq2seq", grad_norm=g, attention=attention)
+    assert nodes.loc[(nodes["kind"] == "hidden") & (nodes["part"] == "encoder"), "grad_norm"].eq(0.25).all()
+    assert nodes.loc[(nodes["kind"] == "hidden") & (nodes["part"] == "decoder"), "grad_norm"].isna().all()
+    tx = texts(unrolled_figure(nodes, edges))
+    assert tx.count("0.25") == layers * D * Se and "nan" not in tx
 
 
 @pytest.mark.parametrize("k", [3, 4, 5])
@@ -185,6 +193,11 @@ def test_grad_norm_of_a_snapshot_is_drawn_on_every_step_and_zero_before_the_last
     fig = unrolled_figure(nodes, edges, note=unrolled_note("many_to_one", "rnn_tanh", T, k, True))
     zero = [t for t in fig.data if t.name == "‖∂L/∂h_t‖ = 0 exactly"]
     assert zero and len(zero[0].x) == int((hid["grad_norm"] == 0).sum())
-    assert fig.layout.coloraxis.colorbar.title.text.startswith("log10")
+    hidden = [tr for tr in fig.data if tr.name == "hidden state h_t"][0]
+    shown = hid[hid["grad_norm"] > 0]
+    assert list(hidden.text) == [_short(v) for v in shown["grad_norm"]]  # the values, written in the states
+    assert [_short(v) for v in (0.5612, 0.0123, 3.21e-4, 9.96e-4, 2.34, 45.6, 1e-12)] == \
+        ["0.56", "0.01", "3e-4", "1e-3", "2.3", "46", "1e-12"]
+    np.testing.assert_allclose(hidden.marker.color, np.log10(shown["grad_norm"]))
     with pytest.raises(ValueError):
         unrolled_frames("rnn_tanh", 1, False, T, "many_to_one", grad_norm=np.ones((1, 1, T - 1)))
