@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import _ui as ui
+from rnnviz.hello import show_char
 from rnnviz.tasks import TASKS
 from rnnviz.unrolled import SHAPES, sequence_shape, unrolled_figure, unrolled_frames, unrolled_note
 
@@ -31,7 +32,7 @@ def _tokens(t, example: int = 0) -> list[str]:
     x = t.probe.x[example]
     if t.task.itos is None:
         return [(f"<b>{u:.2f}</b>" if m > 0 else f"{u:.2f}") for u, m in x.tolist()]
-    return [t.task.itos[i] for i in x.tolist()]
+    return [show_char(t.task.itos[i]) for i in x.tolist()]  # a space as ␣, a newline as ↵
 
 
 def _matrix(pname: str, layers: int) -> str:
