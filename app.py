@@ -32,7 +32,7 @@ PAGES = {
 # Streamlit leaves 6 rem above the main column: on a 1280x800 projector the status and the main chart need it
 st.html("<style>[data-testid='stMainBlockContainer']{padding-top:1.5rem}</style>")
 ui.init_session()
-nav = st.navigation(list(PAGES.values()))
+nav = st.navigation(list(PAGES.values()), expanded=True)  # every page listed, none behind 'View more'
 goto = st.session_state.pop("goto", None)
 if goto in PAGES:
     st.switch_page(PAGES[goto])

@@ -39,12 +39,16 @@ TITLES = {  # url path -> text in the page's st.title
     "/attention": "Attention vs the bottleneck",
     "/connectivity": "Connectivity: how far back do the predictions reach?",
     "/hello": "a character RNN, one step at a time",
+    "/unrolled": "The network unrolled in time",
+    "/padding": "Padding and packing: a batch of different lengths",
+    "/decoding": "Decoding: from <sos>, one token at a time",
     "/training": "Training curves and replay",
     "/phase": "Gradient-flow phase diagram",
     "/your_model": "Look inside your own weights",
 }
 NAV_TEXT = {"/": "Home", "/gradient_flow": "Gradient flow", "/gates": "Gates", "/hidden_states": "Hidden states",
             "/attention": "Attention", "/connectivity": "Connectivity", "/hello": "“hello” step by step",
+            "/unrolled": "Unrolled network", "/padding": "Padding & packing", "/decoding": "Decoding",
             "/training": "Training & replay", "/phase": "Phase diagram",
             "/your_model": "Your weights"}
 # pages that draw charts at default settings (the trainers take a snapshot at step 0), and the key of one of them

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 120  # importing torch and building models is slow on a loaded 2-core machine
 PAGES = ["pages/home.py", "pages/gradient_flow.py", "pages/gates.py", "pages/hidden_states.py",
          "pages/attention.py", "pages/training.py", "pages/phase.py", "pages/your_model.py", "pages/connectivity.py",
-         "pages/hello.py"]
+         "pages/hello.py", "pages/unrolled.py", "pages/padding.py", "pages/decoding.py"]
 
 
 def app(query: dict | None = None) -> AppTest:
