@@ -1,6 +1,5 @@
 """The Connectivity and "hello" pages under AppTest: they run, draw what rnnviz computes, and react to their widgets."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,24 +9,9 @@ from streamlit.testing.v1 import AppTest
 from rnnviz.connectivity import connectivity, window
 from rnnviz.hello import show_char, step_table
 from rnnviz.models import generate
+from tests.test_pages import app, figures, no_exception  # the AppTest helpers
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT = 120  # importing torch and building models is slow on a loaded 2-core machine
-
-
-def app(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    return at
-
-
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-
-
-def figures(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
 def heatmaps(at: AppTest) -> list[dict]:

@@ -1,8 +1,6 @@
 """The Unrolled network, Decoding and Padding & packing pages under AppTest: they run, draw what rnnviz computes from
 the session's own runs, and react to their widgets."""
 
-import base64
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,31 +9,9 @@ from streamlit.testing.v1 import AppTest
 
 from rnnviz.decoding import example_batch, greedy
 from rnnviz.unrolled import _short, shown_steps
+from tests.test_pages import app, figures, no_exception, values  # the AppTest helpers
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT = 120  # importing torch and building models is slow on a loaded 2-core machine
-
-
-def app(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    return at
-
-
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-
-
-def figures(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-
-
-def values(v) -> list:
-    """A trace's x/y as a list (plotly encodes numpy arrays as base64 'bdata')."""
-    if isinstance(v, dict) and "bdata" in v:
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
-    return list(v or [])
 
 
 def traces(fig: dict, name: str) -> list[dict]:
