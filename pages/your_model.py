@@ -6,7 +6,6 @@ from pages import _ui as ui
 from rnnviz import analysis, figures, trace
 from rnnviz.training import Snapshot
 from rnnviz.weights import (
-    MAX_PARAMS,
     MAX_PROBE_BATCH,
     MAX_PROBE_STEPS,
     MAX_UPLOAD_BYTES,
@@ -14,6 +13,7 @@ from rnnviz.weights import (
     example_input,
     fit_probe,
     load_recurrent_state_dict,
+    max_params,
     upload_key,
 )
 
@@ -23,8 +23,10 @@ st.markdown(
     "Save the recurrent part of your model with `torch.save(model.rnn.state_dict(), 'rnn.pt')` (or the whole "
     "model's state_dict: the one recurrent module in it is found) and upload it. It is loaded with "
     "`torch.load(..., weights_only=True)`: tensors only, nothing in the file is executed. Limits: "
-    f"{MAX_UPLOAD_BYTES // 2**20} MB per file and {MAX_PARAMS:,} parameters (the largest model the sidebar "
-    "trains), checked on the shapes the file declares before anything is built."
+    f"{MAX_UPLOAD_BYTES // 2**20} MB per file, and a model no costlier to trace than the largest one the sidebar "
+    f"trains (about {max_params('lstm') / 1e6:.1f} M parameters for an LSTM, {max_params('gru') / 1e6:.1f} M for "
+    f"a GRU, {max_params('rnn_tanh') / 1e6:.1f} M for an RNN), checked on the shapes the file declares before "
+    "anything is built."
 )
 
 

@@ -16,8 +16,9 @@ is allocated before the shapes the file declares have passed the budget. The ord
    checked for NaN, and before a module exists;
 4. the weights are copied to float32 and assigned to a module built on the meta device (no random init).
 
-The upload budget is the sidebar's (rnnviz/controls.py): at most as many parameters as the largest model the
-sidebar trains (MAX_PARAMS, from BOUNDS); the probe's trace and the page's frames at most SNAPSHOT_BUDGET_BYTES
+The upload budget is the sidebar's (rnnviz/controls.py): tracing the weights may hold as much as tracing the
+largest model the sidebar trains (MAX_WEIGHT_BYTES, from BOUNDS: about 4.2 M parameters for an LSTM, 4.9 M for a
+GRU, 2.5 M for a vanilla RNN); the probe's trace and the page's frames at most SNAPSHOT_BUDGET_BYTES
 and STEP_BUDGET_MACS multiply-adds forward (one training step of the compared runs). A model that cannot
 afford even one sequence of two steps is refused; otherwise the probe is shortened (`fit_probe`) and the page
 says so.
@@ -49,14 +50,14 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Cost model of tracing an uploaded module on a probe of B sequences x T steps (what the page does), float32;
 # measured against peak RSS by bench/bench_memory.py --uploads.
 #   weights: the module, the trace's working copies (the LSTM's kernel runs on [W_ih | W_hh] copies, the RNN's
-#            recursion on stacked ones) and the gradients: PARAM_COPIES x 4 bytes per parameter;
+#            and GRU's recursions on stacked ones) and the gradients: PARAM_COPIES[kind] x 4 bytes per parameter;
 #   probe:   the input x with its working copy and dL/dx: INPUT_COPIES x 4 bytes per B*T*in; per (layer,
 #            direction, sequence, step, unit) h, c, the gates, their pre-activations and gradients:
-#            STATE_COPIES x (G + 4) x 4 bytes (controls.snapshot_bytes counts 2); the page's frames of one
+#            STATE_COPIES[kind] x (G + 4) x 4 bytes (controls.snapshot_bytes counts 2); the page's frames of one
 #            sequence and layer: FRAME_BYTES per (step, unit, quantity drawn).
-PARAM_COPIES = 8
-INPUT_COPIES = 4
-STATE_COPIES = 4
+PARAM_COPIES = {"rnn_tanh": 12, "rnn_relu": 12, "lstm": 7, "gru": 6}
+INPUT_COPIES = 5
+STATE_COPIES = {"rnn_tanh": 4, "rnn_relu": 4, "lstm": 4, "gru": 5}
 FRAME_BYTES = 80
 MIN_PROBE = (1, 2)  # (sequences, steps): a model that cannot afford this is refused
 MAX_PROBE_STEPS = BOUNDS["seq_len"][1]
@@ -117,13 +118,13 @@ class Spec:
                                    for layer in range(self.num_layers))
 
     def weight_bytes(self) -> int:
-        return PARAM_COPIES * 4 * self.params
+        return PARAM_COPIES[self.kind] * 4 * self.params
 
     def probe_bytes(self, batch: int, steps: int) -> int:
         """Bytes the trace of the probe and the page's frames hold (see the cost model above)."""
         states = self.num_layers * self.dirs * self.hidden_size * (self.gates + 4)
         drawn = self.hidden_size * (self.gates + 2) * steps  # gates, c_t, h_t of one sequence, one layer
-        return (batch * steps * (INPUT_COPIES * 4 * self.input_size + STATE_COPIES * 4 * states)
+        return (batch * steps * (INPUT_COPIES * 4 * self.input_size + STATE_COPIES[self.kind] * 4 * states)
                 + FRAME_BYTES * drawn)
 
     def label(self) -> str:
@@ -134,19 +135,25 @@ class Spec:
 
 
 # The largest model the sidebar trains (BOUNDS: hidden_size, num_layers; a bidirectional LSTM reading up to
-# MAX_VOCAB one-hot characters): an upload may have as many parameters.
+# MAX_VOCAB one-hot characters): tracing an upload may hold as much as tracing it.
 SIDEBAR_MAX = Spec("lstm", MAX_VOCAB, BOUNDS["hidden_size"][1], BOUNDS["num_layers"][1], True, True)
-MAX_PARAMS = SIDEBAR_MAX.params
+MAX_WEIGHT_BYTES = SIDEBAR_MAX.weight_bytes()
+
+
+def max_params(kind: str) -> int:
+    """The most parameters an uploaded model of this kind may have (MAX_WEIGHT_BYTES when traced)."""
+    return MAX_WEIGHT_BYTES // (PARAM_COPIES[kind] * 4)
 
 
 def check_spec(spec: Spec) -> str | None:
     """None if the upload budget affords tracing `spec` on the smallest probe; else why not (naming the limit)."""
-    if spec.params > MAX_PARAMS:
-        return (f"{spec.label()} has {spec.params:,} parameters (tracing it would hold about "
-                f"{spec.weight_bytes() / 2**20:,.0f} MB: the weights, the trace's working copies and gradients); "
-                f"the limit is {MAX_PARAMS:,}, as many as the largest model the sidebar trains, a bidirectional "
-                f"LSTM of hidden size {SIDEBAR_MAX.hidden_size} and {SIDEBAR_MAX.num_layers} layers (BOUNDS in "
-                f"rnnviz/controls.py), which holds {SIDEBAR_MAX.weight_bytes() / 2**20:.0f} MB traced")
+    if spec.weight_bytes() > MAX_WEIGHT_BYTES:
+        return (f"{spec.label()} has {spec.params:,} parameters: tracing it would hold about "
+                f"{spec.weight_bytes() / 2**20:,.0f} MB (the weights, the trace's working copies and gradients); "
+                f"the limit is {MAX_WEIGHT_BYTES / 2**20:.0f} MB, what tracing the largest model the sidebar trains "
+                f"holds (a bidirectional LSTM of hidden size {SIDEBAR_MAX.hidden_size} and {SIDEBAR_MAX.num_layers} "
+                f"layers: BOUNDS in rnnviz/controls.py), so at most {max_params(spec.kind):,} parameters for this "
+                "kind")
     B, T = MIN_PROBE
     if spec.probe_bytes(B, T) > SNAPSHOT_BUDGET_BYTES or spec.probe_macs(B, T) > STEP_BUDGET_MACS:
         return (f"{spec.label()} is too wide to trace even {B} sequence of {T} steps within the upload budget "
@@ -423,5 +430,6 @@ def example_input(kind: str, batch: int, time: int, features: int, seed: int = 0
     raise ValueError(f"input kind must be noise, sine or zeros, got {kind!r}")
 
 
-__all__ = ["KINDS", "MAX_PARAMS", "MAX_PROBE_BATCH", "MAX_PROBE_STEPS", "MAX_UPLOAD_BYTES", "Probe", "Spec",
-           "check_spec", "declared_spec", "example_input", "fit_probe", "load_recurrent_state_dict", "upload_key"]
+__all__ = ["KINDS", "MAX_PROBE_BATCH", "MAX_PROBE_STEPS", "MAX_UPLOAD_BYTES", "MAX_WEIGHT_BYTES", "Probe", "Spec",
+           "check_spec", "declared_spec", "example_input", "fit_probe", "load_recurrent_state_dict", "max_params",
+           "upload_key"]

@@ -18,8 +18,8 @@ from torch.utils._pytree import tree_leaves
 import rnnviz
 from rnnviz.controls import SNAPSHOT_BUDGET_BYTES, STEP_BUDGET_MACS
 from rnnviz.weights import (
-    MAX_PARAMS,
     MAX_UPLOAD_BYTES,
+    MAX_WEIGHT_BYTES,
     MIN_PROBE,
     SIDEBAR_MAX,
     Spec,
@@ -27,6 +27,7 @@ from rnnviz.weights import (
     example_input,
     fit_probe,
     load_recurrent_state_dict,
+    max_params,
     upload_key,
 )
 
@@ -91,7 +92,8 @@ def test_bombs_are_refused_before_anything_is_allocated(name):
     with spy, pytest.raises(ValueError) as err:
         load_recurrent_state_dict(data)
     msg = str(err.value)
-    assert "over the upload budget" in msg and f"the limit is {MAX_PARAMS:,}" in msg, msg
+    assert "over the upload budget" in msg and f"at most {max_params('lstm'):,} parameters" in msg, msg
+    assert f"the limit is {MAX_WEIGHT_BYTES / 2**20:.0f} MB" in msg
     assert "BOUNDS in rnnviz/controls.py" in msg and "Nothing was allocated" in msg
     cls, kw = BOMBS[name]
     with torch.device("meta"):
@@ -136,13 +138,20 @@ def test_bombs_raise_peak_memory_by_less_than_10_mb(name, tmp_path):
 
 
 # -- the budget --------------------------------------------------------------------------------------------------
-def test_max_params_is_the_largest_model_the_sidebar_trains():
+def test_the_weights_limit_is_what_the_largest_sidebar_model_costs():
     with torch.device("meta"):
         big = nn.LSTM(SIDEBAR_MAX.input_size, 256, num_layers=3, bidirectional=True)
-    assert MAX_PARAMS == sum(p.numel() for p in big.parameters()) == Spec.of(big).params
+    assert Spec.of(big) == SIDEBAR_MAX and SIDEBAR_MAX.params == sum(p.numel() for p in big.parameters())
+    assert MAX_WEIGHT_BYTES == SIDEBAR_MAX.weight_bytes() and max_params("lstm") == SIDEBAR_MAX.params
     assert check_spec(SIDEBAR_MAX) is None
-    wider = Spec("lstm", SIDEBAR_MAX.input_size, 257, 3, True, True)
-    assert "the limit is" in check_spec(wider)
+    assert "the limit is" in check_spec(Spec("lstm", SIDEBAR_MAX.input_size, 257, 3, True, True))
+    for kind in ("rnn_tanh", "gru", "lstm"):  # at the limit and one parameter over, in every kind
+        G = {"rnn_tanh": 1, "gru": 3, "lstm": 4}[kind]
+        at = Spec(kind, max_params(kind) // G - 3, 1, 1, False, True)  # G*(in + 1 + 2) parameters
+        assert at.params <= max_params(kind) < Spec(kind, at.input_size + 1 + max_params(kind) // G, 1, 1, False,
+                                                     True).params
+        assert "the limit is" not in (check_spec(at) or "")
+        assert "the limit is" in check_spec(Spec(kind, at.input_size + 1 + max_params(kind) // G, 1, 1, False, True))
 
 
 @pytest.mark.parametrize("module", [nn.RNN(7, 5, num_layers=2), nn.LSTM(3, 4, bidirectional=True, bias=False),
@@ -158,8 +167,8 @@ def test_spec_counts_what_torch_builds(module):
 
 
 def test_a_model_too_wide_for_even_the_smallest_probe_is_refused():
-    spec = Spec("rnn_tanh", 4_000_000, 1, 1, False, True)  # 4 M parameters: under MAX_PARAMS, but x is huge
-    assert spec.params <= MAX_PARAMS
+    spec = Spec("rnn_tanh", 2_000_000, 1, 1, False, True)  # 2 M parameters, within the limit, but x is huge
+    assert spec.params <= max_params("rnn_tanh")
     msg = check_spec(spec)
     assert msg and "even 1 sequence of 2 steps" in msg and "SNAPSHOT_BUDGET_BYTES" in msg
 
