@@ -270,6 +270,8 @@ def _on_task_change() -> None:
     st.session_state[KEY + "seq_len"] = min(max(st.session_state[KEY + "seq_len"], task.MIN_LEN), task.MAX_LEN)
     if task.kind == "many_to_many":
         st.session_state[KEY + "bidirectional"] = False
+    if "eos" not in task.OPTIONS:  # only the seq2seq tasks have an <eos> token
+        st.session_state[KEY + "eos"] = False
     _sync()
 
 
@@ -325,6 +327,10 @@ def sidebar(home: bool = False) -> Controls:
         r, k = sb.columns(2)
         r.number_input("Symbols to recall", *BOUNDS["recall"], key=KEY + "recall", on_change=_sync, help=NEW_MODELS)
         k.number_input("Alphabet size", *BOUNDS["symbols"], key=KEY + "symbols", on_change=_sync, help=NEW_MODELS)
+    if "eos" in task.OPTIONS:
+        sb.checkbox("End targets with <eos>", key=KEY + "eos", on_change=_sync,
+                    help="Targets end with an <eos> token; greedy decoding stops when the model emits it. "
+                    "In the URL: eos=1. " + NEW_MODELS)
     sb.selectbox("Compare runs that differ in", list(COMPARABLE), key=KEY + "compare", on_change=_sync,
                  format_func=COMPARABLE.get, help="Every run shares the seed and the data stream; only this differs. "
                  + NEW_MODELS)

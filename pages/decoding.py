@@ -56,6 +56,9 @@ def render(rs):
     target = " ".join(d.steps["target"])
     st.markdown(f"source **{src}** → target **{target}** · greedy wrote **{greedy}** — stopped at "
                 f"{decoding.STOPS[d.stop]}")
+    if t.task.eos_id is None:
+        ui.explain("These targets have no <eos>: tick **End targets with <eos>** in the sidebar (eos=1 in the "
+                   "URL) to train the model to say when it is done, and see greedy decoding stop there.")
     st.markdown("#### The decoded tokens, greedy and teacher-forced")
     ui.explain("Each column is one decoder step; step 0 is fed <sos>. Green: the token equals the target; orange: "
                "it does not. Greedy feeds each of its own tokens into the next step (so one mistake can derail "
@@ -94,6 +97,7 @@ with ui.details("The decoding loop"):
              r"\end{cases}")
     st.markdown("c_i = Σ_j α_ij h_j is the attention context (if the model has attention); α_i, one row of the "
                 "attention map, is where step i looked. Greedy decoding stops at <eos>. These tasks' targets have "
-                "a fixed length T; built with an <eos> token (`make_task('reverse', eos=True)`) the model learns to "
-                "emit it, and greedy decoding stops when it does. Without one it stops after T tokens, shown as "
-                "<eos>* at the end.")
+                "a fixed length T; with **End targets with <eos>** ticked in the sidebar (`eos=1` in the URL; "
+                "`make_task('reverse', eos=True)` in a notebook) every target ends with <eos>, the model learns to "
+                "emit it, and greedy decoding stops when it does (or at 2T tokens, marked *cut*). Without it "
+                "greedy stops after T tokens, shown as <eos>* at the end.")

@@ -39,12 +39,13 @@ CONTROL_LABELS = {
     "attention": "Attention (seq2seq tasks)", "snapshot_every": "Snapshot every N steps",
     "dropout": "Dropout between layers", "compare": "Compare (the setting the runs differ in)",
     "compare_values": "Compared values (one run each)", "recall": "Copy memory: symbols to recall",
-    "symbols": "Copy memory: alphabet size",
+    "symbols": "Copy memory: alphabet size", "eos": "Seq2seq: targets end with <eos>",
 }
 CHOICES = {
     "task": None,  # filled from rnnviz.tasks.TASKS in control_help()
     "cells": tuple(CELL_LABELS), "init": ("default", "orthogonal", "identity"), "optimizer": ("adam", "sgd"),
-    "attention": tuple(ATTENTION_LABELS), "bidirectional": ("true", "false"), "compare": tuple(COMPARABLE),
+    "attention": tuple(ATTENTION_LABELS), "bidirectional": ("true", "false"), "eos": ("true", "false"),
+    "compare": tuple(COMPARABLE),
 }
 
 

@@ -79,6 +79,7 @@ class Controls:
     dropout: float = 0.0  # between stacked layers (needs >= 2 layers)
     recall: int = 10  # copy_memory: symbols to remember (R)
     symbols: int = 8  # copy_memory: alphabet size (K)
+    eos: bool = False  # seq2seq tasks: every target ends with an <eos> token; greedy decoding stops at it
     compare: str = "cells"  # the setting the runs differ in (COMPARABLE); "cells": one run per cell
     compare_values: tuple[str, ...] = ()  # its values, one run each (as text, as in the URL); unused for "cells"
 
@@ -107,6 +108,12 @@ class Controls:
             raise ValueError(f"optimizer must be adam or sgd, got {self.optimizer!r}")
         if self.attention not in ATTENTION_LABELS:
             raise ValueError(f"attention must be one of {list(ATTENTION_LABELS)}, got {self.attention!r}")
+        if not isinstance(self.eos, bool):
+            raise ValueError(f"eos must be true or false, got {self.eos!r}")
+        if self.eos and "eos" not in TASKS[self.task].OPTIONS:
+            with_eos = ", ".join(n for n, t in TASKS.items() if "eos" in t.OPTIONS)
+            raise ValueError(f"eos (an <eos> token ending every target) is for the seq2seq tasks ({with_eos}), "
+                             f"not for task {self.task!r}")
         if self.compare not in COMPARABLE:
             raise ValueError(f"compare must be one of {list(COMPARABLE)}, got {self.compare!r}")
         if not isinstance(self.compare_values, tuple) or not all(isinstance(v, str) for v in self.compare_values):
@@ -138,8 +145,11 @@ class Controls:
                            task_options=self.task_options())
 
     def task_options(self) -> dict:
-        """The task's own settings (copy memory: how many symbols, from how large an alphabet)."""
-        return {"n_recall": self.recall, "n_symbols": self.symbols} if self.task == "copy_memory" else {}
+        """The task's own settings (copy memory: how many symbols, from how large an alphabet; seq2seq: whether the
+        targets end with <eos>, passed only when on, so runs without it are configured exactly as before)."""
+        if self.task == "copy_memory":
+            return {"n_recall": self.recall, "n_symbols": self.symbols}
+        return {"eos": True} if self.eos and "eos" in TASKS[self.task].OPTIONS else {}
 
     def varied(self, value: str) -> Controls:
         """These controls with the compared setting set to `value` (its text form), not compared any more."""
@@ -268,7 +278,7 @@ def format_value(v) -> str:
 
 # -- cost budget -----------------------------------------------------------------------------------------------
 def _steps(c: Controls) -> int:
-    return c.seq_len + (2 * c.recall if c.task == "copy_memory" else 0)
+    return c.seq_len + (2 * c.recall if c.task == "copy_memory" else 0) + (1 if c.eos else 0)  # eos: T + 1 out
 
 
 def step_macs(c: Controls) -> int:

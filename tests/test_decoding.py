@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from rnnviz.config import ConfigError, apply_overrides, controls_from_dict, reproduce_command
+from rnnviz.controls import Controls
 from rnnviz.decoding import (
     accuracy_frame,
     decode,
@@ -16,6 +18,7 @@ from rnnviz.decoding import (
     greedy,
     teacher_forced,
 )
+from rnnviz.experiment import Experiment
 from rnnviz.models import ATTENTIONS, ModelConfig, build_model
 from rnnviz.tasks import Batch, make_task
 from rnnviz.training import TrainConfig, Trainer
@@ -171,3 +174,66 @@ def test_accuracy_frame_decodes_the_batch_as_each_example_alone(attention, eos, 
         assert row["stop"] == g.stop
     if eos:
         assert set(acc["stop"]) == {"eos", "max_len"}  # a batch that stops unevenly
+
+
+# -- the eos control (rnnviz.controls.Controls.eos: URL eos=1, config, --set) ------------------------------------------
+
+
+def test_eos_control_reaches_the_task_its_targets_and_its_loss():
+    assert Controls().task_options() == {} and Controls(task="reverse").task_options() == {}  # off: as before
+    for name in ("reverse", "copy", "sort"):
+        c = Controls(task=name, eos=True, cells=("gru",), seq_len=5, hidden_size=8, batch_size=4)
+        c.validate()
+        assert c.task_options() == {"eos": True} and c.train_config().task_options == {"eos": True}
+        exp = Experiment(c)
+        for t in exp.runs.values():  # with attention and without: both built with the <eos> task
+            assert t.task.eos_id == 12 and t.model.out.out_features == 13
+            y = t.probe.y
+            assert y.shape == (8, 6) and (y[:, -1] == t.task.eos_id).all() and (y[:, :-1] != 12).all()
+            # the loss covers the <eos> step: a model right on every digit but wrong on <eos> is not at zero loss
+            right = torch.full((8, 6, 13), -30.0)
+            right.scatter_(2, y[..., None], 30.0)
+            wrong = right.clone()
+            wrong[:, -1, 12], wrong[:, -1, 2] = -30.0, 30.0
+            assert t.task.loss(right, t.probe).item() < 1e-6 < 1.0 < t.task.loss(wrong, t.probe).item()
+            logits = right.clone().requires_grad_(True)
+            t.task.loss(logits, t.probe).backward()
+            assert logits.grad[:, -1].abs().sum() > 0  # the gradient reaches the <eos> position
+        exp.step(2)
+
+
+def test_greedy_decoding_of_a_run_built_from_the_controls_stops_at_eos():
+    exp = Experiment(Controls(task="copy", eos=True, cells=("gru",), seq_len=4, hidden_size=8, batch_size=4))
+    t = next(iter(exp.runs.values()))
+    with torch.no_grad():
+        t.model.out.bias[t.task.eos_id] = 1e3  # the model says <eos> at once
+    d = decode(t.model, t.task, t.probe, example=1)
+    assert d.stop == "eos" and d.steps["greedy"].tolist() == ["<eos>"] + [""] * 4  # tf runs the target's 5 steps
+    assert d.steps["greedy_input"].iloc[0] == "<bos>" and d.steps["target"].iloc[-1] == "<eos>"
+    assert decoded_strip(d.steps, d.stop).data[0].text[0][-1] == "stop"
+
+
+def test_eos_round_trips_through_the_url_config_and_set():
+    c = Controls(task="sort", cells=("lstm",), seq_len=6, eos=True)
+    q = c.to_query()
+    assert q["eos"] == "true" and "eos" not in Controls(task="sort").to_query()  # default off: not in the URL
+    back, problems = Controls.from_query(q)
+    assert back == c and problems == []
+    back, problems = Controls.from_query({"task": "reverse", "eos": "1"})
+    assert back.eos and problems == []
+    assert controls_from_dict({"controls": {"task": "copy", "eos": True}}).eos
+    assert apply_overrides(Controls(task="reverse"), ["eos=true"]).eos
+    assert "--set eos=true" in reproduce_command(c, 10)
+    assert not controls_from_dict({"task": "copy"}).eos  # an older config.json without the key: off
+
+
+@pytest.mark.parametrize("task", ["adding", "copy_memory", "char_lm", "hello", "parity", "sentiment"])
+def test_eos_on_a_task_without_it_is_ignored_with_a_warning(task):
+    c, problems = Controls.from_query({"task": task, "eos": "1"})
+    assert c == Controls(task=task) and not c.eos
+    assert len(problems) == 1 and problems[0].startswith("ignored URL parameter eos='1'")
+    assert "seq2seq tasks (reverse, copy, sort)" in problems[0] and repr(task) in problems[0]
+    with pytest.raises(ConfigError, match="eos"):
+        apply_overrides(Controls(task=task), ["eos=true"])
+    with pytest.raises(ValueError, match="eos must be true or false"):
+        Controls(task="reverse", eos=1).validate()

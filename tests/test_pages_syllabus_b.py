@@ -136,6 +136,54 @@ def test_decoding_page_shows_the_models_own_greedy_and_teacher_forced_tokens():
     assert {"⬇ decoding_steps.csv", "⬇ decoding_attention.csv", "⬇ decoding_accuracy.csv"} <= set(labels)
 
 
+def test_decoding_page_with_eos_starts_at_sos_and_stops_at_eos():
+    at = app({"task": "reverse", "cells": "gru", "seq_len": "5", "eos": "1"}).run()
+    at.switch_page("pages/decoding.py").run()
+    no_exception(at)
+    assert at.checkbox(key="ctl_eos").value is True  # the sidebar shows the control, on
+    at.button(key="btn_step").click().run()
+    no_exception(at)
+    runs = at.session_state["experiment"].runs
+    assert all(t.task.eos_id == 12 and t.cfg.task_options == {"eos": True} for t in runs.values())
+    t = next(r for r in runs.values() if r.model.attention != "none")
+    with torch.no_grad():
+        t.model.out.bias[t.task.eos_id] = 1e3  # this model now says <eos> at once
+    at.number_input(key="dec_example").set_value(2).run()  # another example: decoded again with these weights
+    no_exception(at)
+    strip = figures(at)[0]
+    text = strip["data"][0]["text"]  # rows greedy, teacher-forced, target; columns <sos>, steps, end
+    assert [row[0] for row in text] == ["<sos>"] * 3
+    assert text[0][1] == "<eos>" and text[0][-1] == "stop" and text[2][-2] == "<eos>"
+    assert text[1][1:-1] == ["<eos>"] * 6  # teacher forcing runs the target's T + 1 steps, whatever it says
+    assert text[2][1:-1] == [t.task.itos[i] for i in t.probe.y[2].tolist()]
+    assert any("stopped at the model emitted <eos>" in m.value for m in at.markdown)
+    assert "greedy stopped: the model emitted <eos>" in str(strip["layout"])
+    assert not any("tick **End targets with <eos>**" in c.value for c in at.caption)  # the hint is for eos off
+    steps = at.dataframe[0].value
+    assert steps["greedy_input"].iloc[0] == "<bos>" and steps["target"].tolist()[-1] == "<eos>" and len(steps) == 6
+    # switching to a task without <eos> turns it off (and hides the control); the URL follows
+    at.selectbox(key="ctl_task").set_value("adding").run()
+    no_exception(at)
+    assert at.session_state["controls"].eos is False and "eos" not in at.query_params
+    assert not [cb for cb in at.checkbox if cb.key == "ctl_eos"]
+
+
+def test_decoding_page_eos_checkbox_and_the_hint_without_it():
+    at = app({"task": "copy", "cells": "gru", "seq_len": "4"}).run()
+    at.switch_page("pages/decoding.py").run()
+    at.button(key="btn_step").click().run()
+    no_exception(at)
+    assert any("tick **End targets with <eos>**" in c.value for c in at.caption)
+    at.checkbox(key="ctl_eos").check().run()
+    no_exception(at)
+    assert at.session_state["controls"].eos is True and at.query_params["eos"] == "true"
+    at.button(key="btn_step").click().run()
+    no_exception(at)
+    t = next(iter(at.session_state["experiment"].runs.values()))
+    assert t.task.eos_id == 12 and t.steps == 1  # new models, built with the <eos> task
+    assert figures(at)[0]["data"][0]["text"][2][5] == "<eos>"  # <sos>, 4 digits, then <eos>
+
+
 # -- Padding & packing -------------------------------------------------------------------------------------------------
 
 
