@@ -156,6 +156,20 @@ def test_over_budget_is_refused_with_a_message():
     assert "experiment" not in at.session_state
 
 
+@pytest.mark.parametrize("button", ["btn_step", "btn_start"])
+def test_over_budget_step_or_start_on_home_says_why(button):
+    """On Home, Step or Start with a refused configuration opens the runs page, which says what to lower."""
+    at = app({"seq_len": "1000", "hidden_size": "256", "num_layers": "3", "bidirectional": "true"}).run()
+    assert not at.error  # Home itself shows no runs
+    at.button(key=button).click().run()
+    no_exception(at)
+    # app.py switches to the page in session_state.goto (AppTest does not follow st.switch_page: done here)
+    assert at.session_state["goto"] == "gradient_flow"
+    at.switch_page("pages/gradient_flow.py").run()
+    assert any("Lower the" in e.value for e in at.error), [e.value for e in at.error]
+    assert "experiment" not in at.session_state and not at.session_state["running"]
+
+
 def test_divergence_is_a_status_not_an_exception():
     at = app({"cells": "rnn_tanh", "init": "orthogonal", "weight_scale": "3", "clip": "0", "optimizer": "sgd",
               "lr": "1", "seq_len": "100"}).run()
