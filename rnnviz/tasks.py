@@ -485,7 +485,7 @@ class Hello(CharLM):
 
 
 class Seq2SeqTask(Task):
-    """Digit sequences in, digit sequences out. Tokens: 0 PAD, 1 BOS, 2..11 = digits 0..9.
+    """Digit sequences in, digit sequences out. Tokens: 0 PAD, 1 BOS (shown as <sos>), 2..11 = digits 0..9.
 
     x (B, T) source, y (B, T) target, y_in = [BOS, y[:, :-1]] (teacher forcing). A uniform guess over the
     10 digits scores ln 10. Metric: token accuracy.
@@ -500,7 +500,7 @@ class Seq2SeqTask(Task):
     OPTIONS = ("eos",)
     vocab_size = target_vocab = output_dim = 12
     pad_id, bos_id, eos_id = 0, 1, None
-    itos = ["<pad>", "<bos>", *"0123456789"]
+    itos = ["<pad>", "<sos>", *"0123456789"]  # <sos> (bos_id) starts the decoder
     attention_shape = ""  # what the attention map should look like once learned
     baseline = math.log(10)
     baseline_note = "a uniform guess over the 10 digits gives ln 10"

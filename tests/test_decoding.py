@@ -122,7 +122,7 @@ def test_a_trained_model_decodes_reverse_and_stops_at_eos():
     assert acc["greedy_accuracy"].mean() >= 0.9 and acc["tf_accuracy"].mean() >= 0.9
     d = decode(tr.model, tr.task, tr.probe, example=int(acc["greedy_accuracy"].idxmax()))
     assert d.steps["greedy"].iloc[-1] == "<eos>" and d.stop == "eos"
-    assert d.steps["greedy_input"].iloc[0] == "<bos>"
+    assert d.steps["greedy_input"].iloc[0] == "<sos>"
 
 
 def test_decode_frames():
@@ -134,7 +134,7 @@ def test_decode_frames():
     assert d.steps["target"].tolist() == [task.itos[i] for i in b.y[2].tolist()]
     assert d.steps["tf_input"].tolist() == [task.itos[i] for i in b.y_in[2].tolist()]
     assert d.steps["greedy"].tolist() == [task.itos[i] for i in d.greedy.tokens]
-    assert d.steps["greedy_input"].tolist() == ["<bos>"] + d.steps["greedy"].tolist()[:-1]
+    assert d.steps["greedy_input"].tolist() == ["<sos>"] + d.steps["greedy"].tolist()[:-1]
     assert (d.steps["greedy_correct"] == (d.steps["greedy"] == d.steps["target"])).all()
     p = torch.softmax(d.teacher.logits.double(), -1).max(-1).values.numpy()
     np.testing.assert_allclose(d.steps["p_tf"], p, rtol=1e-12)
@@ -209,7 +209,7 @@ def test_greedy_decoding_of_a_run_built_from_the_controls_stops_at_eos():
         t.model.out.bias[t.task.eos_id] = 1e3  # the model says <eos> at once
     d = decode(t.model, t.task, t.probe, example=1)
     assert d.stop == "eos" and d.steps["greedy"].tolist() == ["<eos>"] + [""] * 4  # tf runs the target's 5 steps
-    assert d.steps["greedy_input"].iloc[0] == "<bos>" and d.steps["target"].iloc[-1] == "<eos>"
+    assert d.steps["greedy_input"].iloc[0] == "<sos>" and d.steps["target"].iloc[-1] == "<eos>"
     assert decoded_strip(d.steps, d.stop).data[0].text[0][-1] == "stop"
 
 

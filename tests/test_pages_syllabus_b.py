@@ -118,7 +118,7 @@ def test_decoding_page_shows_the_models_own_greedy_and_teacher_forced_tokens():
     assert z_text[2][1:-1] == [t.task.itos[i] for i in t.probe.y[0].tolist()]
     assert [tr["type"] for tr in att["data"]] == ["heatmap", "heatmap"]
     steps = at.dataframe[0].value
-    assert steps["greedy_input"].iloc[0] == "<bos>" and len(steps) == 6
+    assert steps["greedy_input"].iloc[0] == "<sos>" and len(steps) == 6
     # another example, a highlighted step, the run without attention
     at.number_input(key="dec_example").set_value(3).run()
     at.slider(key="dec_step").set_value(2).run()
@@ -160,7 +160,7 @@ def test_decoding_page_with_eos_starts_at_sos_and_stops_at_eos():
     assert "greedy stopped: the model emitted <eos>" in str(strip["layout"])
     assert not any("tick **End targets with <eos>**" in c.value for c in at.caption)  # the hint is for eos off
     steps = at.dataframe[0].value
-    assert steps["greedy_input"].iloc[0] == "<bos>" and steps["target"].tolist()[-1] == "<eos>" and len(steps) == 6
+    assert steps["greedy_input"].iloc[0] == "<sos>" and steps["target"].tolist()[-1] == "<eos>" and len(steps) == 6
     # switching to a task without <eos> turns it off (and hides the control); the URL follows
     at.selectbox(key="ctl_task").set_value("adding").run()
     no_exception(at)
