@@ -4,18 +4,22 @@
 
 How it works (exact, no per-step autograd graph):
 1. Forward, layer by layer, with PyTorch's own fused kernel (so `output` is PyTorch's).
-2. Gates for all steps at once from the recorded states: one matmul per weight matrix.
-   The LSTM cell state is the one recursion left: c_t = f_t * c_{t-1} + i_t * g_t.
+2. Gates for all steps at once from the recorded states: one matmul per weight matrix (LSTM: one for all three,
+   [x_t | h_{t-1} | 1] @ [W_ih | W_hh | b]^T). The LSTM cell state is the one recursion left:
+   c_t = f_t * c_{t-1} + i_t * g_t (a compiled loop once rnnviz/_lstm_ext.py is loaded, else T small ops).
 3. dL/d(output) by autograd through `loss_fn` only.
 4. The total derivative dL/dh_t, top layer first:
        RNN   explicit recursion  d_{t-1} = e_{t-1} + W_hh^T (d_t * phi'(a_t))
        GRU   explicit recursion  d_{t-1} = e_{t-1} + z_t * d_t + W_hh^T [dr_t | dz_t | r_t * dn_t]
-       LSTM  the fused kernel's own backward on the input augmented with zeros Z_t whose input weights
-             are W_hh: dL/dZ_t = W_hh^T dL/da_t, the recurrent part of d_{t-1} = e_{t-1} + W_hh^T dL/da_t
+       LSTM  once the compiled extension is loaded (built in the background on first use, rnnviz/_lstm_ext.py):
+             explicit recursion  dc_t = d_t o_t (1 - tc_t^2) + f_{t+1} dc_{t+1}   (tc = tanh c),
+                     d_{t-1} = e_{t-1} + W_hh^T [dc g i(1-i) | dc c_{t-1} f(1-f) | dc i(1-g^2) | d tc o(1-o)]_t
+             as one C++ loop; until then the fused kernel's own backward on the input augmented with zeros Z_t
+             whose input weights are W_hh: dL/dZ_t = W_hh^T dL/da_t, the recurrent part of d_{t-1}
    where e_t is the gradient arriving from the loss or the layer above at step t ("direct").
    Truncated BPTT with window k drops the recurrent term where the state was detached.
-5. Parameter gradients and dL/dx: RNN, GRU from the stored pre-activation gradients (one matmul each);
-   LSTM from the kernel's backward.
+5. Parameter gradients and dL/dx: RNN, GRU and the explicit LSTM from the stored pre-activation gradients (one
+   matmul each; LSTM one for [W_ih | W_hh | b]); the kernel-path LSTM from the kernel's backward.
 
 Internally tensors are time-major and in *processing order* (the reverse direction flipped in time),
 so both directions share one loop. Everything returned is in input-position order.
@@ -31,6 +35,8 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import _VF, Tensor, nn
+
+from rnnviz import _lstm_ext
 
 GATE_NAMES = {
     "RNN_TANH": (),
@@ -243,9 +249,21 @@ def _affine(x: Tensor, W: Tensor, b: Tensor, add: tuple[Tensor, Tensor] | None =
 
 
 def _weight_grad(dpre: Tensor, inp: Tensor) -> Tensor:
-    """sum_{t,b} dpre^T inp per direction: (T, D, B, G), (T, D, B, k) -> (D, G, k)."""
+    """sum_{t,b} dpre^T inp per direction: (T, D, B, G), (T, D, B, k) -> (D, G, k).
+
+    Computed as (inp^T dpre)^T: with a narrow inp (k = a few input features) MKL runs this orientation 5-10x
+    faster than dpre^T inp (measured, one thread), and never slower."""
     T, D, B, G = dpre.shape
-    return torch.stack([dpre[:, d].reshape(T * B, G).t() @ inp[:, d].reshape(T * B, -1) for d in range(D)])
+    return torch.stack([(inp[:, d].reshape(T * B, -1).t() @ dpre[:, d].reshape(T * B, G)).t() for d in range(D)])
+
+
+def _input_grad(dpre: Tensor, W_ih: Tensor) -> Tensor:
+    """dpre W_ih per direction, summed over directions, back in position order: (T, D, B, G), (D, G, in) -> (T, B, in).
+
+    Computed as (W_ih^T dpre^T)^T, 3-4x faster than dpre W_ih for a narrow input (measured, as above)."""
+    T, D, B, G = dpre.shape
+    per_dir = [(W_ih[d].t() @ dpre[:, d].reshape(T * B, G).t()).t().reshape(T, B, -1) for d in range(D)]
+    return _proc(torch.stack(per_dir, dim=1)).sum(dim=1)
 
 
 def _default_loss(module, batched: bool) -> Callable[[Tensor], Tensor]:
@@ -298,7 +316,7 @@ def _run_layer(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, flats: list[
 
 
 @torch.no_grad()
-def _gates(mode: str, x: Tensor, h: Tensor, h0: Tensor, c0: Tensor | None, params) -> dict:
+def _gates(mode: str, x: Tensor, h: Tensor, h0: Tensor, c0: Tensor | None, params, ext=None) -> dict:
     """Gates of one layer for all steps at once from its recorded states (one GEMM per weight matrix).
 
     x (T, B, in) position order; h (T, D, B, H) processing order; h0, c0 (D, B, H).
@@ -315,16 +333,26 @@ def _gates(mode: str, x: Tensor, h: Tensor, h0: Tensor, c0: Tensor | None, param
     if mode in ("RNN_TANH", "RNN_RELU"):  # no gates; phi'(a_t) from h_t alone, for the backward recursion
         dphi = 1 - h * h if mode == "RNN_TANH" else (h > 0).to(h.dtype)
         return {"dphi": dphi, "prev": prev, "xp": xp, "W_ih": W_ih, "W_hh": W_hh}
-    if mode == "LSTM":
-        pre = _affine(prev, W_hh, b_hh + b_ih, add=(xp, W_ih))  # (T, D, B, 4H), one buffer
-        i, f, g, o = pre.chunk(4, dim=-1)
-        i, f, g, o = i.sigmoid_(), f.sigmoid_(), g.tanh_(), o.sigmoid_()
-        c = torch.empty_like(h)
-        ig = i * g
-        c_prev = c0
-        for s in range(T):  # c_s = f_s * c_{s-1} + i_s * g_s
-            c_prev = torch.addcmul(ig[s], f[s], c_prev, out=c[s])
-        return {"input": i, "forget": f, "cell": g, "output": o, "c": c}
+    if mode == "LSTM":  # one GEMM per direction: [x | h_{t-1} | 1] @ [W_ih | W_hh | b_ih + b_hh]^T
+        xh = torch.cat([xp, prev, torch.ones(T, D, B, 1, dtype=h.dtype)], dim=-1)  # (T, D, B, in+H+1)
+        W = torch.cat([W_ih, W_hh, (b_ih + b_hh).unsqueeze(-1)], dim=-1)  # (D, 4H, in+H+1)
+        K = xh.shape[-1]
+        pre = [(xh[:, d].reshape(T * B, K) @ W[d].t()).view(T, B, 4 * H) for d in range(D)]
+        act = pre[0].unsqueeze(1) if D == 1 else torch.stack(pre, dim=1)  # (T, D, B, 4H), activated in place:
+        act[..., :2 * H].sigmoid_()  # i, f
+        act[..., 2 * H:3 * H].tanh_()  # g
+        act[..., 3 * H:].sigmoid_()  # o
+        i, f, g, o = act.chunk(4, dim=-1)  # each (T, D, B, H), views into act
+        if ext is not None:
+            c = ext.lstm_cell_scan(act, c0.contiguous())  # (T, D, B, H), one compiled loop
+        else:
+            c = torch.empty_like(h)
+            ig = i * g
+            c_prev = c0
+            for s in range(T):  # c_s = f_s * c_{s-1} + i_s * g_s
+                c_prev = torch.addcmul(ig[s], f[s], c_prev, out=c[s])
+        return {"input": i, "forget": f, "cell": g, "output": o, "c": c, "act": act, "c0": c0, "xh": xh,
+                "W_ih": W_ih, "W_hh": W_hh}
     # GRU: r gates the hidden side of n, so the two sides stay apart
     gi = _affine(xp, W_ih, b_ih)  # (T, D, B, 3H) input side
     gh = _affine(prev, W_hh, b_hh)  # (T, D, B, 3H) hidden side
@@ -389,6 +417,46 @@ def _gru_backward(st: dict, e: Tensor, k: int | None):
     return d, dgi, dgh
 
 
+@torch.no_grad()
+def _lstm_backward(st: dict, e: Tensor, k: int | None, ext=None):
+    """Explicit backward recursion of an LSTM layer (PyTorch's i, f, g, o), processing order:
+
+        dc_t = d_t o_t (1 - tanh^2 c_t) + f_{t+1} dc_{t+1}
+        da_t = [dc_t g_t i_t(1-i_t) | dc_t c_{t-1} f_t(1-f_t) | dc_t i_t(1-g_t^2) | d_t tanh(c_t) o_t(1-o_t)]
+        d_{t-1} = e_{t-1} + W_hh^T da_t   (both recurrent terms dropped at a truncation cut)
+
+    Every factor that does not depend on d is computed for all steps at once before the loop, so a step is
+    four small ops: d_t * [o-factor | c-factor], + f dc, dc * [i|f|g-factors], one GEMM.
+    e (T, D, B, H) direct gradient. Returns d (total dL/dh), da twice (T, D, B, 4H) (input and hidden side).
+    """
+    T, D, B, H = e.shape
+    i, f, g, o, c, W_hh = st["input"], st["forget"], st["cell"], st["output"], st["c"], st["W_hh"]
+    if ext is not None:  # the same recursion as one compiled loop (rnnviz/_lstm_ext.py)
+        d = e.clone()  # (T, D, B, H): e in, the total dL/dh out
+        da = ext.lstm_backward(d, e, st["act"], c.contiguous(), c.tanh(), st["c0"].contiguous(), W_hh, k or 0)
+        return d, da, da  # da (T, D, B, 4H)
+    c_prev = torch.cat([st["c0"].unsqueeze(0), c[:-1]], dim=0)  # (T, D, B, H)
+    tc = c.tanh()
+    coef = torch.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tc * o * (1 - o),
+                        o * (1 - tc * tc)], dim=3)  # (T, D, B, 5, H): da_i, da_f, da_g per dc; da_o, dc per d
+    buf = torch.empty(T, D, B, 5, H, dtype=e.dtype)  # (T, D, B, 5, H): da_i, da_f, da_g, da_o | dc
+    d = e.clone()  # (T, D, B, H); the recurrent term is added below where not cut
+    d_s, e_s, f_s = d.unbind(0), e.unbind(0), f.unbind(0)  # per-step views, made once: (D, B, H)
+    c_od, c_ifg = coef[:, :, :, 3:].unbind(0), coef[:, :, :, :3].unbind(0)  # (D, B, 2, H), (D, B, 3, H)
+    b_od, b_ifg = buf[:, :, :, 3:].unbind(0), buf[:, :, :, :3].unbind(0)
+    dc, dc1 = buf[:, :, :, 4].unbind(0), buf[:, :, :, 4:].unbind(0)  # (D, B, H), (D, B, 1, H)
+    da = buf[:, :, :, :4].view(T, D, B, 4 * H)  # (T, D, B, 4H) strided view into buf
+    da_s = da.unbind(0)
+    for s in range(T - 1, -1, -1):
+        torch.mul(d_s[s].unsqueeze(2), c_od[s], out=b_od[s])  # [da_o | direct part of dc]
+        if s < T - 1 and (k is None or (s + 1) % k):
+            dc[s].addcmul_(f_s[s + 1], dc[s + 1])  # + f_{t+1} dc_{t+1}
+        torch.mul(dc1[s], c_ifg[s], out=b_ifg[s])  # [da_i | da_f | da_g]
+        if s > 0 and (k is None or s % k):
+            torch.baddbmm(e_s[s - 1], da_s[s], W_hh, out=d_s[s - 1])
+    return d, da, da
+
+
 def _lstm_cell_grad(d: Tensor, gates: dict, k: int | None) -> Tensor:
     """Total dL/dc_t from the total dL/dh_t: dc_t = d_t o_t (1 - tanh^2 c_t) + f_{t+1} dc_{t+1}."""
     T = d.shape[0]
@@ -406,7 +474,7 @@ def _lstm_cell_grad(d: Tensor, gates: dict, k: int | None) -> Tensor:
 
 
 def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | None = None, *,
-          h0=None, truncation: int | None = None) -> Trace:
+          h0=None, truncation: int | None = None, _lstm_path: str = "auto") -> Trace:
     """Trace `module` (nn.RNN / nn.LSTM / nn.GRU) on input `x` (the module's own layout).
 
     loss_fn(output) -> scalar, where output is exactly module(x, h0)[0]; default: mean of squares of the
@@ -414,12 +482,15 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
     counted from the first step each direction processes (PyTorch-style truncated BPTT).
     The module is only read. Inter-layer dropout is not applied (the deterministic network, as in eval).
 
-    LSTM: the fused kernel runs forward and backward once, on the input augmented with zeros
-    Z_t whose input weights are W_hh. Z changes nothing forward, and dL/dZ_t = W_hh^T dL/da_t (a_t the
-    pre-activation), the recurrent part of the total derivative:  dL/dh_{t-1} = e_{t-1} + dL/dZ_t,
-    with e the gradient arriving from the layer above or the loss. RNN and GRU: an explicit backward
-    recursion under no_grad (`_rnn_backward`, `_gru_backward`), measured faster than PyTorch's own
-    backward for these two (no fused CPU kernel for them).
+    LSTM, once rnnviz/_lstm_ext.py has loaded its compiled loop (the first LSTM trace starts the build in a
+    background thread and does not wait): the explicit backward recursion `_lstm_backward` as one C++ loop.
+    Until then (and if the build fails): the fused kernel runs forward and backward once, on the input
+    augmented with zeros Z_t whose input weights are W_hh. Z changes nothing forward, and dL/dZ_t =
+    W_hh^T dL/da_t (a_t the pre-activation), the recurrent part of the total derivative:
+    dL/dh_{t-1} = e_{t-1} + dL/dZ_t, with e the gradient arriving from the layer above or the loss.
+    RNN and GRU: an explicit backward recursion under no_grad (`_rnn_backward`, `_gru_backward`), measured
+    faster than PyTorch's own backward for these two (no fused CPU kernel for them).
+    _lstm_path (benches, tests): "auto" as above, or force "kernel", "explicit" (the eager recursion) or "ext".
     """
     mode = _mode_of(module)
     k = _check_truncation(truncation)
@@ -431,9 +502,15 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
         loss_fn = _default_loss(module, batched)
     elif not callable(loss_fn):
         raise TypeError("loss_fn must be callable: output -> scalar tensor")
-    # LSTM: the fused kernel's backward, on zero-augmented input (1.8-2x native). An explicit recursion measured
-    # 2.6-3x: its per-step GEMMs and the extra gate GEMM cost more than the augmentation. RNN, GRU: explicit (<= 1x).
-    native_grad = mode == "LSTM"
+    # LSTM: the compiled explicit recursion where loaded (bench_trace.py: fastest on 9 of 10 shapes), else the fused
+    # kernel's backward on zero-augmented input; the eager explicit recursion (many small ops per step) is never
+    # the default. RNN, GRU: explicit (<= 1x).
+    ext = None
+    if mode == "LSTM" and _lstm_path in ("auto", "ext"):
+        ext = _lstm_ext.lstm_ext() if _lstm_path == "auto" else _lstm_ext.build()
+        if ext is None and _lstm_path == "ext":
+            raise RuntimeError(f"the LSTM extension is not available: {_lstm_ext._state['error']!r}")
+    native_grad = mode == "LSTM" and ext is None and _lstm_path != "explicit"
 
     # 1. forward, layer by layer, with autograd where the kernel's backward will be used
     x_leaf = xt.clone().requires_grad_(native_grad)
@@ -460,7 +537,7 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
                 out, h_n, c_n = _run_layer(mode, inp, h0_l, c0_l, flats, module.bias, k)
             h = _proc(out.detach().view(T, B, D, H).transpose(1, 2))  # (T, D, B, H) processing order
             records.append({"h": h, **_gates(mode, inp.detach(), h, h0_l, c0_l,
-                                             [[p.detach() for p in ps] for ps in params])})
+                                             [[p.detach() for p in ps] for ps in params], ext)})
             outs.append(out)
             h_ns.append(h_n.detach())
             c_ns.append(None if c_n is None else c_n.detach())
@@ -511,16 +588,24 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
         e = tm(g.transpose(0, 1) if module.batch_first else g)
         for layer in range(L - 1, -1, -1):
             st = records[layer]
-            d, dgi, dgh = (_gru_backward if mode == "GRU" else _rnn_backward)(st, e, k)
+            if mode == "LSTM":
+                d, dgi, dgh = _lstm_backward(st, e, k, ext)
+            else:
+                d, dgi, dgh = (_gru_backward if mode == "GRU" else _rnn_backward)(st, e, k)
             d_all[layer] = d
-            dW_ih, dW_hh = _weight_grad(dgi, st["xp"]), _weight_grad(dgh, st["prev"])
-            db_ih, db_hh = dgi.sum(dim=(0, 2)), dgh.sum(dim=(0, 2))
+            if mode == "LSTM":  # one GEMM: dL/d[W_ih | W_hh | b] = da^T [x | h_{t-1} | 1]
+                dW = _weight_grad(dgi, st["xh"])  # (D, 4H, in+H+1)
+                n_in = st["W_ih"].shape[-1]
+                dW_ih, dW_hh, db_ih = dW[..., :n_in], dW[..., n_in:-1], dW[..., -1]
+            else:
+                dW_ih, dW_hh, db_ih = _weight_grad(dgi, st["xp"]), _weight_grad(dgh, st["prev"]), dgi.sum(dim=(0, 2))
+            db_hh = db_ih.clone() if dgh is dgi else dgh.sum(dim=(0, 2))  # RNN, LSTM: one pre-activation
             for dd in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if dd else "")
                 param_grads["weight_ih" + sfx], param_grads["weight_hh" + sfx] = dW_ih[dd], dW_hh[dd]
                 if module.bias:
                     param_grads["bias_ih" + sfx], param_grads["bias_hh" + sfx] = db_ih[dd], db_hh[dd]
-            dx = _proc(torch.stack([dgi[:, dd] @ st["W_ih"][dd] for dd in range(D)], dim=1)).sum(dim=1)
+            dx = _input_grad(dgi, st["W_ih"])  # (T, B, in)
             if layer > 0:
                 e = tm(dx)
             else:
@@ -547,7 +632,7 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
         grad_hidden=grad_hidden,
         grad_norm=grad_hidden.double().norm(dim=-1).mean(dim=2),  # (L, D, T) float64: no underflow of squares
         grad_input=grad_input.detach().contiguous(),
-        param_grads={n: param_grads[n].detach() for n, _ in module.named_parameters()},
+        param_grads={n: param_grads[n].detach().contiguous() for n, _ in module.named_parameters()},
         truncation=k,
     )
 
