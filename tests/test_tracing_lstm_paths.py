@@ -2,6 +2,7 @@
 compiled extension's contract: built off the caller's path, every failure silently back to the eager path."""
 
 import itertools
+import os
 import threading
 import time
 
@@ -20,12 +21,17 @@ TOL = dict(rtol=1e-10, atol=1e-12)  # as test_tracing's float64 oracle tests
 def ext():
     mod = _lstm_ext.build()
     if mod is None:
-        pytest.skip(f"the LSTM extension cannot be built here: {_lstm_ext._state['error']!r}")
+        why = f"the LSTM extension cannot be built here: {_lstm_ext._state['error']!r}"
+        if os.environ.get("CI") == "true":  # .ci/run installs g++ and ninja: there the compiled path must be tested
+            pytest.fail(why)
+        pytest.skip(why)
     return mod
 
 
 def _trace(m, x, path, **kw):
     if path == "ext" and _lstm_ext.build() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the LSTM extension cannot be built in CI: {_lstm_ext._state['error']!r}")
         pytest.skip("the LSTM extension cannot be built here")
     return rnnviz.trace(m, x, sum_loss, _lstm_path=path, **kw)
 
