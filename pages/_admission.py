@@ -43,6 +43,11 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 BUSY = "Server busy: your run starts when a slot frees, position {k}"
+# One process trains on about one core (one GIL) whatever the machine. A live redraw costs that core about
+# 0.1-0.2 s (script run, figures, sending): CAPACITY sessions sharing CORE_SECONDS per round each get about one
+# redraw a second. More students: more processes (deploy/serve.py runs one per core behind HAProxy).
+CAPACITY = 4
+CORE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,6 @@ def admission() -> Admission:
     global _INSTANCE
     with _INSTANCE_LOCK:
         if _INSTANCE is None:
-            _INSTANCE = Admission(capacity=int(os.environ.get("RNNVIZ_MAX_TRAINING", "8")),
-                                  core_seconds=float(os.environ.get("RNNVIZ_CORE_SECONDS", "0.5")))
+            _INSTANCE = Admission(capacity=int(os.environ.get("RNNVIZ_MAX_TRAINING", str(CAPACITY))),
+                                  core_seconds=float(os.environ.get("RNNVIZ_CORE_SECONDS", str(CORE_SECONDS))))
         return _INSTANCE

@@ -14,6 +14,7 @@ from dataclasses import fields, replace
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from pages._admission import admission
 from rnnviz import figures
 from rnnviz.controls import (
     ATTENTION_LABELS,
@@ -44,7 +45,23 @@ NEW_MODELS = "Changing this builds new models (training starts again at step 0).
 SAME_MODELS = "Changing this while training goes on with the same weights (no reset)."
 
 
+LOST_SESSION = ("**Your session was lost** (the server process that ran it stopped, or it expired while the tab "
+                "was away). This page reconnected to a live server and a new session: your settings came back "
+                "from the link, the models start again at step 0. Press ▶ Start.")
+
+
 # -- session ---------------------------------------------------------------------------------------------------
+def _reconnected_after_loss() -> bool:
+    """A new session whose tab says it had another one: Streamlit's client sends its previous session id as the
+    third Sec-WebSocket-Protocol entry when it reconnects; a server that no longer knows it (another replica, a
+    restart, the session expired) makes a new session instead. A fresh page load sends none."""
+    try:
+        entries = [e.strip() for e in (st.context.headers.get("Sec-WebSocket-Protocol") or "").split(",")]
+    except Exception:  # noqa: BLE001 - no request headers (AppTest, bare mode)
+        return False
+    return len(entries) >= 3 and bool(entries[2]) and entries[2] != _session_id()
+
+
 def init_session() -> None:
     """First run of a session: controls from the URL (a shared link reproduces the demo)."""
     ss = st.session_state
@@ -55,6 +72,8 @@ def init_session() -> None:
     c, problems = Controls.from_query(query)
     ss.controls = c
     ss.url_problems = problems
+    if _reconnected_after_loss():
+        ss.url_problems = [LOST_SESSION, *problems]
     ss.running = False
     ss.replay = None  # a snapshot step to replay, or None for live
     ss.lm_text = None  # user text for the char LM (None = bundled)
@@ -184,6 +203,11 @@ def active_preset(exp: Experiment):
     name = st.session_state.get("preset")
     preset = PRESETS_BY_NAME.get(name) if name else None
     return preset if preset is not None and preset.controls() == exp.controls else None
+
+
+def _session_id() -> str:
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "no-session"
 
 
 def _tick_budget() -> float:
@@ -419,18 +443,30 @@ def live(render) -> None:
     def _live():
         ss = st.session_state
         exp = experiment()
+        sid, t0 = _session_id(), time.perf_counter()
         if ss.running:
+            grant = admission().request(sid)  # a slot and this tick's fair share, or a place in the queue
+            if not grant.admitted:
+                st.warning(f"**{grant.message}** ({grant.training} sessions are training on this server; "
+                           "Pause to leave the queue).", icon=":material/hourglass_top:")
+                status(exp)
+                return  # nothing trained or drawn while waiting: a queued tab costs a few ms per tick
             preset = active_preset(exp)
             to_n = preset.steps - exp.steps if preset is not None and exp.steps < preset.steps else None
-            train_tick(exp, _tick_budget(), to_n or 1_000_000)
+            budget = _tick_budget() if grant.training <= 1 else min(_tick_budget(), grant.budget)
+            train_tick(exp, budget, to_n or 1_000_000)
             if exp.finished or (to_n is not None and exp.steps >= preset.steps):
                 ss.running = False  # a preset pauses at its N, where its claims are checked (Start goes on)
+                admission().release(sid)
                 st.rerun()  # scope "app": the sidebar shows Start again and this fragment stops ticking
         else:
+            admission().release(sid)
             settle(exp)
         status(exp)
         claims(exp)
         render(exp.runs)
+        if ss.running:
+            admission().report(sid, time.perf_counter() - t0)  # its server time: the overhead beyond training
 
     _live()
     _draw_intro()
@@ -522,6 +558,13 @@ def explain(text: str) -> None:
     """How to read a chart, under its heading (hidden in presentation mode)."""
     if not presenting():
         st.caption(text)
+
+
+def explain_md(text: str) -> None:
+    """A page's opening explanation where it is read first (pages that train nothing have no live area to put it
+    under): full-size markdown, hidden in presentation mode like the other explanations."""
+    if not presenting():
+        st.markdown(text)
 
 
 def details(label: str):

@@ -146,6 +146,9 @@ def test_killing_a_replica_loses_only_its_own_sessions(cluster, tmp_path):
     while not any("/_stcore/stream" in u for u in closed_sockets) and time.perf_counter() < deadline:
         page.wait_for_timeout(200)
     assert any("/_stcore/stream" in u for u in closed_sockets), "the page's websocket did not see its replica go"
+    # Streamlit's client reconnects by itself; the proxy sends it to the live replica, which does not know its
+    # session: the page says so (pages/_ui.py LOST_SESSION) instead of silently showing step 0
+    page.get_by_text("Your session was lost").first.wait_for(timeout=WAIT * 1000)
 
     for t, n in zip(kept, steps_at_kill, strict=True):  # the others keep training on the live replica
         t.wait_for(lambda s, n=n: s.steps() and s.steps()[0] >= n + 3, what="training after the other replica died")
@@ -157,6 +160,7 @@ def test_killing_a_replica_loses_only_its_own_sessions(cluster, tmp_path):
     assert cookie(page) == survivor.name, f"after the reload the cookie names {cookie(page)}"
     assert app.query().get("cells") == "lstm" and app.query().get("seq_len") == "20", page.url
     assert app.steps() == [0], f"a new session on {survivor.name} starts at step 0: {app.status_text()!r}"
+    assert page.get_by_text("Your session was lost").count() == 0, "a fresh page load is not a lost session"
     assert app.step(timeout_ms=WAIT * 1000) == [1]
     app.assert_no_exception("after the reload onto the live replica")
     page.context.close()
