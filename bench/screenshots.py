@@ -15,6 +15,14 @@ sequence-to-sequence task and two presets trained for a few seconds, and writes 
 dashboard's presentation mode; the shots then go to OUT_DIR/<W>x<H>-presentation/. Prints each path, any
 Streamlit exception shown on a page, and for each page where its first chart ends (y in px) against the
 viewport's height.
+
+--syllabus shoots the syllabus pages instead, each in the state a lecturer would show it: “hello” trained with
+five characters generated, Padding & packing trained with the masked run shown, Decoding on reverse with <eos>
+(eos=1) after a few Steps, Unrolled on adding (truncated, k = 10) after Steps, Connectivity on the character
+model (LSTM vs GRU) after Steps, and Home's shapes explainer (a 2-layer bidirectional LSTM) scrolled into view:
+
+    python bench/screenshots.py /tmp/shots11 --sizes 1280x800 --syllabus
+    python bench/screenshots.py /tmp/shots11 --sizes 1280x800 --syllabus --presentation present=1
 """
 
 import argparse
@@ -51,12 +59,17 @@ def first_chart_bottom(app: App) -> float | None:
                                         return c ? c.getBoundingClientRect().bottom : null; }""")
 
 
-def shoot(app: App, folder: Path, name: str, shots: list) -> None:
+def shoot(app: App, folder: Path, name: str, shots: list, anchor: str | None = None) -> None:
+    """anchor: the text of a heading to scroll to the top of the screen first (else the page's top)."""
     size = app.page.viewport_size
     app.page.mouse.move(size["width"] - 10, size["height"] - 10)  # no tooltip from the last button pressed
     settle(app)
     app.page.evaluate("""() => { const m = document.querySelector('[data-testid="stMain"]');
                                   if (m) m.scrollTop = 0; window.scrollTo(0, 0); }""")
+    if anchor:
+        app.page.locator('[data-testid="stMain"] :is(h2, h3, h4)', has_text=anchor).first.evaluate(
+            "e => e.scrollIntoView({block: 'start'})")
+        app.page.wait_for_timeout(300)
     path = str(folder / f"{name}.png")
     app.page.screenshot(path=path)
     bottom = first_chart_bottom(app)
@@ -92,6 +105,56 @@ def session(browser, url: str, size: dict) -> App:
     return App(ctx.new_page(), url)
 
 
+def click_main(app: App, name: str) -> None:
+    with app.rerun():
+        app.page.locator('[data-testid="stMain"]').get_by_role("button", name=name, exact=True).click()
+
+
+def syllabus(browser, url: str, size: dict, q: str, folder: Path, shots: list, steps: int) -> None:
+    """The syllabus pages of issue 11, each in a state worth showing (see --syllabus)."""
+    app = session(browser, url, size)
+    app.goto(with_query("/hello", q))
+    click_main(app, "Train 100 steps")
+    for _ in range(5):
+        click_main(app, "Next character ▶")
+    shoot(app, folder, "01_hello", shots)
+    shoot(app, folder, "01_hello_generation", shots, anchor="Generate greedily")
+
+    app.goto(with_query("/padding", q))
+    click_main(app, "Train 100 steps")
+    with app.rerun():
+        app.page.locator('[data-testid="stMain"]').get_by_text("Also show the padded + masked run").click()
+    shoot(app, folder, "02_padding", shots)
+    shoot(app, folder, "02_padding_gradients", shots, anchor="Which positions the loss reaches")
+    app.page.context.close()
+
+    app = session(browser, url, size)
+    app.goto(with_query("/decoding?task=reverse&cells=gru&seq_len=6&eos=1&lr=0.01", q))
+    for _ in range(max(steps, 12)):
+        app.step()
+    shoot(app, folder, "03_decoding_eos", shots)
+    app.page.context.close()
+
+    app = session(browser, url, size)
+    app.goto(with_query("/unrolled?cells=rnn_tanh,lstm&seq_len=30&truncation=10", q))
+    for _ in range(steps):
+        app.step()
+    shoot(app, folder, "04_unrolled", shots)
+    app.page.context.close()
+
+    app = session(browser, url, size)
+    app.goto(with_query("/connectivity?task=char_lm&cells=lstm,gru&seq_len=32&hidden_size=64", q))
+    for _ in range(steps):
+        app.step()
+    shoot(app, folder, "05_connectivity", shots)
+    app.page.context.close()
+
+    app = session(browser, url, size)
+    app.goto(with_query("/?cells=lstm,gru&num_layers=2&bidirectional=true&dropout=0.2&seq_len=20", q))
+    shoot(app, folder, "06_shapes", shots, anchor="Shapes of the current configuration")
+    app.page.context.close()
+
+
 def with_query(path: str, query: str) -> str:
     if not query:
         return path
@@ -110,6 +173,7 @@ def main():
     ap.add_argument("--train", type=float, default=5.0, help="seconds of training for the vanishing preset")
     ap.add_argument("--train-attention", type=float, default=10.0, help="seconds of training for attention")
     ap.add_argument("--presentation", default="", help='query for presentation mode, e.g. "present=1"')
+    ap.add_argument("--syllabus", action="store_true", help="the syllabus pages in a state worth showing instead")
     args = ap.parse_args()
     if not chromium_available():
         sys.exit("screenshots: /usr/bin/chromium not found (apt-get install -y chromium)")
@@ -121,6 +185,9 @@ def main():
         for size in sizes:
             folder = Path(args.out) / (f"{size['width']}x{size['height']}" + ("-presentation" if q else ""))
             folder.mkdir(parents=True, exist_ok=True)
+            if args.syllabus:
+                syllabus(browser, server.url, size, q, folder, shots, args.steps)
+                continue
             # every page at defaults, one session, moving through the sidebar navigation
             app = session(browser, server.url, size)
             app.goto(with_query("/", q))

@@ -12,23 +12,12 @@ from rnnviz.tasks import TASKS
 
 ui.setup()
 st.title("Connectivity: how far back do the predictions reach?")
-st.markdown(
+INTRO = (
     "A language model predicts a character at every step *t*. How much does that prediction depend on the "
     "character it read *s* steps earlier? The size of the gradient ‖∂f_t/∂e_s‖ answers it exactly: a "
     "model with a short memory has its colour fall off fast away from the diagonal (after Madsen, "
     "*Visualizing memorization in RNNs*, Distill 2019). Train the cells side by side and watch the reach grow."
 )
-with st.expander("The definition", expanded=False):
-    st.latex(r"C[t,s] = \Big\|\frac{\partial f_t}{\partial e_s}\Big\|_2 \quad (s \le t), \qquad "
-             r"C[t,s] = 0 \quad (s > t)")
-    st.markdown(
-        "- **e_s**: the vector the recurrent core reads at step *s*: the embedding of the character x_s "
-        "(or its one-hot vector for a one-hot model); the norm is over its components.\n"
-        "- **f_t**: one number read from the logits z_t = W_hy h_t + b_y at step *t*: the logit z_t[k] of a "
-        "character *k*, or its log-probability log softmax(z_t)[k] (minus the loss at *t* when *k* is the "
-        "target). *k* is the target (the true next character) or the model's own prediction (argmax).\n"
-        "- Exact, computed from the current weights: one backward pass over copies of the sequence, one copy per "
-        "row *t*. Above the diagonal it is exactly zero: the model never reads the future.")
 
 
 def _load_char_model() -> None:
@@ -42,7 +31,9 @@ if TASKS[c.task].kind != "many_to_many":
             f"The current task, **{c.task}**, is {TASKS[c.task].kind.replace('_', '-')}.")
     st.button("Use the character model (char_lm, T = 64) with the current cells", type="primary",
               on_click=_load_char_model, key="cn_load")
+    st.markdown(INTRO)
     st.stop()
+ui.intro(INTRO)  # under the charts (ui.live draws it), so on a projector the heatmaps come first
 
 
 def _default(key: str, value: int, hi: int) -> dict:
@@ -67,10 +58,11 @@ def _frames(rs, example: int, output: str, token: str, n: int):
 def render(rs):
     first = next(iter(rs.values()))
     B, T = first.probe.x.shape
+    slot = st.container()  # the heatmaps, drawn first (above their settings) so they fit a projector's screen
     c1, c2, c3, c4, c5 = st.columns([1, 1, 1.2, 1.2, 1])
     example = c1.number_input("Sequence of the probe batch", 0, B - 1, 0, key="cn_example")
     n_max = min(T, MAX_LEN)
-    n = c2.number_input("Steps shown", 2, n_max, key="cn_steps", **_default("cn_steps", min(n_max, 32), n_max),
+    n = c2.number_input("Steps shown", 2, n_max, key="cn_steps", **_default("cn_steps", min(n_max, 24), n_max),
                         help=f"The first steps of the sequence (at most {MAX_LEN}); exact, since the model is causal")
     output = c3.radio("f_t", ["logit", "log_prob"], horizontal=True, key="cn_output",
                       format_func={"logit": "logit z_t[k]", "log_prob": "log-probability"}.get)
@@ -84,11 +76,12 @@ def render(rs):
     note = f"Computed from the current weights (step {', '.join(map(str, steps))})"
     if ui.snapshot_step() is not None:
         note += ", not from the replayed snapshot: connectivity needs the weights, which snapshots do not keep"
-    st.markdown("#### C[t, s] for every pair of an output step and an earlier input step")
-    st.caption(note + ". Each row is one prediction; left of the diagonal are the characters it has read, "
-               "the diagonal itself is the character just read. Log colour: one scale for every cell, so the "
-               "cells compare directly; ÷ row max: where each prediction looks, whatever its size.")
-    ui.chart(figures_syllabus.connectivity_heatmaps(cf, scale=scale), key="cn_heat")
+    with slot:
+        ui.chart(figures_syllabus.connectivity_heatmaps(cf, scale=scale), key="cn_heat")
+    ui.explain(note + ". C[t, s] for every pair of an output step t and an earlier input step s: each row is one "
+               "prediction; left of the diagonal are the characters it has read, the diagonal itself is the "
+               "character just read. Log colour: one scale for every cell, so the cells compare directly; ÷ row "
+               "max: where each prediction looks, whatever its size.")
 
     st.markdown("#### The memory of each cell as one curve")
     st.caption("The mean of C[t, t − lag] over the predictions that reach lag steps back: a fast fall-off is a "
@@ -111,3 +104,15 @@ def render(rs):
 
 
 ui.live(render)
+
+with ui.details("The definition"):
+    st.latex(r"C[t,s] = \Big\|\frac{\partial f_t}{\partial e_s}\Big\|_2 \quad (s \le t), \qquad "
+             r"C[t,s] = 0 \quad (s > t)")
+    st.markdown(
+        "- **e_s**: the vector the recurrent core reads at step *s*: the embedding of the character x_s "
+        "(or its one-hot vector for a one-hot model); the norm is over its components.\n"
+        "- **f_t**: one number read from the logits z_t = W_hy h_t + b_y at step *t*: the logit z_t[k] of a "
+        "character *k*, or its log-probability log softmax(z_t)[k] (minus the loss at *t* when *k* is the "
+        "target). *k* is the target (the true next character) or the model's own prediction (argmax).\n"
+        "- Exact, computed from the current weights: one backward pass over copies of the sequence, one copy per "
+        "row *t*. Above the diagonal it is exactly zero: the model never reads the future.")

@@ -16,14 +16,15 @@ MAX_TEXT = 12
 
 ui.setup(training_controls=False)
 st.title("“hello”: a character RNN, one step at a time")
-st.markdown(
+ui.explain_md(
     "The smallest language model: the vocabulary is **e, h, l, o**, each character a **one-hot** vector x_t, "
     "and the network reads “hell” and should answer “ello”, one character per step. After an *l* the answer "
     "is *l* or *o*, so the hidden state must remember how many *l*s it has seen. The same weights are used at "
     "every step. Train it here (a few hundred steps take a second), then read the numbers."
 )
-st.latex(r"x_t = \text{one-hot}(c_t),\quad h_t = \tanh(W_{xh}\,x_t + W_{hh}\,h_{t-1} + b_h),\quad "
-         r"z_t = W_{hy}\,h_t + b_y,\quad p_t = \operatorname{softmax}(z_t),\quad \hat c_{t+1} = \arg\max_k p_t[k]")
+st.latex(r"x_t = \text{one-hot}(c_t),\qquad h_t = \tanh(W_{xh}\,x_t + W_{hh}\,h_{t-1} + b_h)")  # two lines: no
+st.latex(r"z_t = W_{hy}\,h_t + b_y,\qquad p_t = \operatorname{softmax}(z_t),\qquad "  # cut-off on a projector
+         r"\hat c_{t+1} = \arg\max_k p_t[k]")
 
 
 # -- the model: settings of this page, its own small trainer in this session -----------------------------------
@@ -122,8 +123,9 @@ g3.button("Start over", on_click=_start_over, key="hello_restart", width="stretc
 gen_df = pd.DataFrame(gen["rows"], columns=hello.columns(tr.task, tr.model.core.hidden_size))
 generated = start + "".join(gen_df["predicted"])
 st.markdown(f"### `{generated}`")
-if len(gen_df):
-    st.dataframe(gen_df, hide_index=True, column_config=fmt, column_order=order, width="stretch")
+if len(gen_df):  # no target column: generation has no text to compare with
+    st.dataframe(gen_df, hide_index=True, column_config=fmt, column_order=[c for c in order if c != "target"],
+                 width="stretch")
     ui.chart(figures_syllabus.softmax_steps(gen_df), key="hello_gen_softmax")
 
 with st.expander("The same model in PyTorch: shapes", expanded=False):

@@ -38,6 +38,11 @@ st.markdown(
   and how accuracy depends on length with and without attention.
 - **Training & replay** — loss and metric against the trivial baseline, per-layer gradient norms,
   and a scrubber that replays the recorded snapshots on every page.
+- **Connectivity** — how strongly each prediction depends on each earlier input, ‖∂f_t/∂e_s‖, per cell.
+- **“hello” step by step** — the four-letter character RNN as taught: one-hot inputs, h_t, logits, softmax.
+- **Unrolled network** — the network drawn over time with its shared weights and ‖∂L/∂h_t‖ flowing back.
+- **Padding & packing** — a batch of different lengths, packed vs masked: pads get exactly zero gradient.
+- **Decoding** — seq2seq output from <sos>, greedy vs teacher-forced, stopping at <eos>.
 - **Phase diagram** — vanishing and exploding regions over weight scale × sequence length, at initialisation.
 - **Your weights** — upload a `state_dict` of your own nn.RNN / LSTM / GRU and look inside it.
 """
@@ -51,7 +56,7 @@ bf = st.radio("Layout", [True, False], horizontal=True, key="home_bf",
               format_func=lambda b: "batch_first=True (as here)" if b else "batch_first=False (PyTorch's default)")
 shapes = theory.shapes_frame(c.cells, c.batch_size, c.seq_len, c.hidden_size, c.num_layers, c.bidirectional,
                              batch_first=bf, input_size=in_size)
-st.dataframe(shapes, hide_index=True, width="stretch")
+st.table(shapes, hide_index=True)  # a static table: the "why" column wraps instead of being cut off
 st.caption("h_n (and c_n for an LSTM) stay layers·directions first whatever batch_first says. Run this to see "
            "the same shapes:")
 st.code(theory.shapes_snippet(c.cells[0], c.batch_size, c.seq_len, in_size, c.hidden_size, c.num_layers,

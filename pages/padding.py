@@ -14,7 +14,7 @@ TASKS = {"sentiment": "sentiment (words)", "parity": "parity (bits)"}
 
 ui.setup(training_controls=False)
 st.title("Padding and packing: a batch of different lengths")
-st.markdown(
+ui.explain_md(
     "Sequences in a batch rarely have the same length. They are **padded** with a pad token to the longest one, "
     "so they fit in one (batch, time) tensor, and the model is told each sequence's **length**. PyTorch's "
     "`pack_padded_sequence` then runs each sequence only over its own steps: the pads are never read, so they "

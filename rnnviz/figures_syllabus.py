@@ -86,7 +86,7 @@ def connectivity_heatmaps(cf: pd.DataFrame, scale: str = "log") -> go.Figure:
     fig.update_xaxes(tickfont=tick_font)
     fig.update_yaxes(tickfont=tick_font)
     fig.update_annotations(font_size=FONT_SIZE + 1)
-    fig = _layout(fig, title, note=note, coloraxis=coloraxis, height=max(480, min(1100, 300 + 12 * n)))
+    fig = _layout(fig, title, note=note, coloraxis=coloraxis, height=max(460, min(1100, 240 + 12 * n)))
     fig.layout.margin.t = 130  # title, note, then the panels' titles
     return fig
 

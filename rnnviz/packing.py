@@ -44,6 +44,7 @@ PACK_TASKS = ("sentiment", "parity")  # the tasks with variable lengths (Batch.l
 METHODS = ("packed", "masked", "padded")
 METHOD_NAMES = {"packed": "packed (pack_padded_sequence)", "masked": "padded + mask",
                 "padded": "padded, lengths ignored"}
+PANEL_NAMES = {"packed": "packed", "masked": "padded + mask", "padded": "lengths ignored"}  # 3 fit side by side
 TRAINED = ("packed", "masked")  # PackingRun trains these two; "padded" is only inspected
 
 
@@ -334,7 +335,7 @@ def input_grad_figure(bf: pd.DataFrame, methods=("packed", "padded"), pad_token:
     lo, hi = (math.log10(pos.min()), math.log10(pos.max())) if len(pos) else (-8.0, 0.0)
     lo = min(lo, hi - 1)
     fig = make_subplots(rows=1, cols=len(methods), shared_yaxes=True, horizontal_spacing=0.03,
-                        subplot_titles=[METHOD_NAMES[m] for m in methods], figure=_figure())
+                        subplot_titles=[PANEL_NAMES[m] for m in methods], figure=_figure())
     lengths = bf.groupby("seq")["length"].first().reindex(range(B)).to_numpy()
     for i, m in enumerate(methods, start=1):
         g = np.full((B, T), np.nan)
@@ -368,10 +369,12 @@ def input_grad_figure(bf: pd.DataFrame, methods=("packed", "padded"), pad_token:
                                  name="end of the sequence (length L)", showlegend=i == 1), row=1, col=i)
     note = (f"grey 0: exactly zero gradient (a pad{(' ' + pad_token) if pad_token else ''} nothing reads)"
             " · black bar: end of the sequence")
-    fig = _layout(fig, title, None, None, note=note, height=max(330, 120 + 34 * B),
+    fig = _layout(fig, title, None, None, note=note, height=max(400, 170 + 34 * B),
                   coloraxis={"colorscale": "Viridis", "cmin": lo, "cmax": hi,
                              "colorbar": {"title": {"text": "log10 ‖∂L/∂e‖"}}})
-    fig.update_xaxes(title_text=xt, dtick=1 if T <= 20 else None, showgrid=False, zeroline=False)
+    # upright tick labels that fit a panel on a 1280 px screen (about 700 px for all panels, 26 px a label)
+    fits = max(int(700 / len(methods) / 26), 2)
+    fig.update_xaxes(title_text=xt, dtick=math.ceil(T / fits), tick0=0, tickangle=0, showgrid=False, zeroline=False)
     ticks = [f"#{b} · L={int(L)}" for b, L in enumerate(lengths)]
     fig.update_yaxes(tickvals=list(range(B)), ticktext=ticks, autorange="reversed", showgrid=False, zeroline=False)
     fig.update_yaxes(title_text=yt, row=1, col=1)

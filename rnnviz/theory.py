@@ -176,11 +176,14 @@ def shapes_snippet(cell: str, batch: int, time: int, input_size: int, hidden: in
     kw = f"input_size={input_size}, hidden_size={hidden}, num_layers={num_layers}"
     if num_layers > 1 and dropout:
         kw += f", dropout={float(dropout):g}"  # between layers, training mode only: shapes are unchanged
-    kw += f", bidirectional={bool(bidirectional)}, batch_first={bool(batch_first)}{extra}"
+    flags = f"bidirectional={bool(bidirectional)}, batch_first={bool(batch_first)}{extra}"
+    ctor_line = f"rnn = {ctor}({kw}, {flags})"
+    if len(ctor_line) > 80:  # two lines: the snippet must fit a projector's code block without scrolling
+        ctor_line = f"rnn = {ctor}({kw},\n{' ' * len(f'rnn = {ctor}(')}{flags})"
     x_dims = "batch, time, input" if batch_first else "time, batch, input"
     state = "(h_n, c_n)" if mode == "LSTM" else "h_n"
     lines = ["import torch", "from torch import nn", "",
-             f"rnn = {ctor}({kw})",
+             ctor_line,
              f"x = torch.randn{shapes['input'][0]}  # ({x_dims})",
              f"output, {state} = rnn(x)"]
     values = {"input": "x", "output": "output", "h_n": "h_n", "c_n": "c_n",

@@ -61,14 +61,14 @@ def test_home_lists_presets_and_shapes():
     at = app().run()
     buttons = [b for b in at.button if b.label == "Load this demo"]
     assert len(buttons) == len(PRESETS)
-    df = at.dataframe[0].value
+    df = at.table[0].value
     shapes = dict(zip(df["cell"] + " " + df["name"], df["shape"], strict=True))
     # defaults: RNN, LSTM, GRU; batch 32, T 50, hidden 32, one layer, unidirectional, batch_first
     assert shapes["lstm output"] == "(32, 50, 32)" and shapes["gru h_n"] == "(1, 32, 32)"
     assert shapes["lstm c_n"] == "(1, 32, 32)" and "rnn_tanh c_n" not in shapes
     assert "nn.LSTM" in at.code[0].value or "nn.RNN" in at.code[0].value
     at.radio(key="home_bf").set_value(False).run()
-    df = at.dataframe[0].value
+    df = at.table[0].value
     assert dict(zip(df["cell"] + " " + df["name"], df["shape"], strict=True))["gru output"] == "(50, 32, 32)"
 
 
