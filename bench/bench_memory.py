@@ -11,7 +11,8 @@ bound: one fresh process per configuration (the presets, rnnviz.presets.PRESETS,
   the per-step history and layer history get copies of their real rows up to max_history (memory only: these
   rows are never shown). Accounted: parameters, gradients and optimiser state, history, snapshots, the task's
   data, and the JSON of the gradient-flow page's figures; measured: RSS held and peak RSS.
-live: the dashboard's tick emulated in one process (time-budgeted lockstep training, then the figures).
+live: the dashboard's tick emulated in one process (time-budgeted lockstep training, then the figures, and the
+  session janitor's malloc_trim every SWEEP_SECONDS).
 uploads: the page's pipeline (load, trace, frames, figures) on uploads of several shapes, one process each,
   next to Spec.weight_bytes / Spec.probe_bytes.
 session: a real server and browser. A warm-up session trains a tiny model on the same page and closes (so that
@@ -213,9 +214,15 @@ def run_live(args) -> None:
     t_start = time.perf_counter()
     marks, next_mark = [], 0.0
     print(f"preset: {args.preset}; {len(runs)} runs; RSS at start {rss_mb():.1f} MB", flush=True)
+    from pages._janitor import SWEEP_SECONDS, _trim
+
+    next_trim = SWEEP_SECONDS
     while (elapsed := time.perf_counter() - t_start) < args.minutes * 60:
         exp.step(1_000_000, time_budget=0.6 * args.tick)  # train, lockstep
         _page_figures(runs, c)  # draw, as the pages do
+        if elapsed >= next_trim:  # what the server's session janitor does every sweep
+            _trim()
+            next_trim += SWEEP_SECONDS
         if elapsed >= next_mark:
             gc.collect()
             marks.append((elapsed / 60, rss_mb()))

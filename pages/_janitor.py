@@ -13,9 +13,10 @@ Streamlit (1.67) keeps a disconnected session for `server.disconnectedSessionTTL
 3. a session's models sit in reference cycles (page namespaces <-> their functions, widget callbacks), which only
    a full garbage collection frees, and glibc keeps freed heap pages unless asked to return them.
 
-So every SWEEP_SECONDS the thread expires the stored sessions past their TTL on the event loop (where the storage
-is used), shuts each down as `close_session` would, empties its session_state and fragments (so a shell kept by
-(2) holds nothing), then collects and returns free heap pages to the system (malloc_trim, glibc only).
+So every SWEEP_SECONDS the thread returns free heap pages to the system (malloc_trim, glibc only: live sessions
+free buffers all the time, thinned snapshots and history, each tick's figures), and it expires the stored
+sessions past their TTL on the event loop (where the storage is used), shuts each down as `close_session` would,
+empties its session_state and fragments (so a shell kept by (2) holds nothing), then collects.
 Measured with bench/bench_memory.py session: RSS back within 50 MB of its level before a session, TTL + one sweep
 after the tab closed. Streamlit internals are used (1.67); on another version the thread only collects.
 """
@@ -88,7 +89,7 @@ def _sweep_forever() -> None:
                 internals = False
         if released or (not internals and sweeps % FALLBACK_EVERY == 0):
             gc.collect()
-            _trim()
+        _trim()  # every sweep: live sessions' freed buffers (thinned snapshots, old figures) go back too
         if released:
             _say(f"released {released} closed session(s)")
 
