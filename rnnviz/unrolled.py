@@ -228,7 +228,8 @@ def unrolled_frames(cell: str = "rnn_tanh", num_layers: int = 1, bidirectional: 
                     a, b = steps[i - 1], steps[i + 1]
                     src, dst = (a, b) if d == 0 else (b, a)
                     hidden_cuts = sum(1 for c in cut_set if min(c) >= a and max(c) <= b)
-                    lab = f"{b - a - 1} steps" + (f", {hidden_cuts} cuts" if hidden_cuts else "")
+                    lab = f"{b - a - 1} steps" + (f"<br>{hidden_cuts} cut{'s' if hidden_cuts > 1 else ''}"
+                                                   if hidden_cuts else "")  # two short lines: no overlap
                     edge("ellipsis", part, hid[layer, d, src], hid[layer, d, dst], layer=layer, d=d, label=lab,
                          hover=f"{b - a - 1} steps not drawn; W_hh applied at each")
         # into layer 0 from the inputs, between layers: W_xh of the layer above
