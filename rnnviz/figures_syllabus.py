@@ -37,7 +37,7 @@ def connectivity_heatmaps(cf: pd.DataFrame, scale: str = "log") -> go.Figure:
     "row": each row divided by its maximum, so 1 marks the input that prediction depends on most."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {list(SCALES)}, got {scale!r}")
-    title = "Connectivity ‖∂f_t/∂e_s‖: how much prediction t depends on input s"  # fits presentation mode
+    title = "‖∂f_t/∂e_s‖: how much prediction t depends on input s"  # fits presentation mode
     xt, yt = "input step s (the character read)", "output step t (the character to predict)"
     if _is_empty(cf):
         return _empty(title, xt, yt)
