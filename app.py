@@ -6,7 +6,7 @@
 import streamlit as st
 import torch
 
-from pages import _janitor
+from pages import _janitor, _warmup
 from pages import _ui as ui
 
 # Small models, many sessions, 2 cores: one intra-op thread per op is faster and steadier than two.
@@ -33,6 +33,7 @@ PAGES = {
 # Streamlit leaves 6 rem above the main column: on a 1280x800 projector the status and the main chart need it
 st.html("<style>[data-testid='stMainBlockContainer']{padding-top:1.5rem}</style>")
 _janitor.start()  # once per process: releases closed tabs' sessions after server.disconnectedSessionTTL
+_warmup.start()  # once per process, in the background: the first training page's slow first-time work
 ui.init_session()
 nav = st.navigation(list(PAGES.values()), expanded=True)  # every page listed, none behind 'View more'
 goto = st.session_state.pop("goto", None)

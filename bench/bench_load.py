@@ -13,7 +13,9 @@ press ▶ Start and watch (the client answers the live fragment's run_every tick
 
 Single process (`streamlit run app.py`), for each N in --sessions:
   sessions held          tabs still connected at the end / opened (a preset pauses at its N steps: the
-                         student presses ▶ Start again, counted as "× Start at N")
+                         student presses ▶ Start again, counted as "× Start at N"); beyond the admission's
+                         capacity (4 per process) the others wait in the visible queue: "k trained, m in the
+                         queue", and the per-session figures below are over the sessions that trained
   steps/s per session    the status line's step count over the measuring window (min / median / max)
   redraws/s per session  live-area reruns that reached the tab (status line + charts) per second (min/med/max)
   fairness               max / min of the sessions' steps in the window
@@ -216,9 +218,15 @@ def measure(url: str, tabs: list[StreamTab], pids: list[int], window: float, vis
             list(ex.map(pause, chosen))
             for res in ex.map(lambda t: step_latencies(t, step_clicks), chosen):
                 lat += res
+    # beyond the admission's capacity (pages/_admission.py) a session waits in the queue: no steps, no redraws;
+    # the per-session figures and the fairness are over the sessions that trained in the window
+    trained = [i for i, n in enumerate(steps) if n > 0]
+    waiting = sum(any("Server busy" in x for x in tabs[i].texts) for i in range(len(tabs)) if i not in trained)
+    steps_t, redraws_t = [steps[i] for i in trained], [redraws[i] for i in trained]
     return {"sessions": len(tabs), "held": sum(not t.closed for t in tabs), "window": dt,
-            "steps_per_s": [s / dt for s in steps], "redraws_per_s": [r / dt for r in redraws],
-            "fairness": (max(steps) / min(steps)) if steps and min(steps) > 0 else float("inf"),
+            "trained": len(trained), "waiting": waiting,
+            "steps_per_s": [s / dt for s in steps_t], "redraws_per_s": [r / dt for r in redraws_t],
+            "fairness": (max(steps_t) / min(steps_t)) if steps_t else float("inf"),
             "model_steps_per_s": model_steps / dt, "health": probe.times, "health_failures": probe.failures,
             "visitor": visitor_times, "step_fig": [a for a, _ in lat], "step_done": [b for _, b in lat],
             "cores": sum(c1[p] - c0[p] for p in pids) / dt, "rss_mb": rss, "client_cores": (own1 - own0) / dt,
@@ -313,7 +321,8 @@ def print_single(rows: list[dict]) -> None:
         step_s = (f"{pct(fig, .5) * 1e3:.0f} / {max(fig) * 1e3:.0f} ms ({pct(r['step_done'], .5) * 1e3:.0f} ms; "
                   f"{r['still_training']} still training)")
         again = f"; {r['restarts']}× Start at N" if r["restarts"] else ""
-        print(f"| {r['sessions']} ({r['held']}{again}) | {mmm(r['steps_per_s'], '{:.1f}')} | "
+        queue = f"; {r['trained']} trained, {r['waiting']} in the queue" if r["trained"] < r["sessions"] else ""
+        print(f"| {r['sessions']} ({r['held']}{again}{queue}) | {mmm(r['steps_per_s'], '{:.1f}')} | "
               f"{mmm(r['redraws_per_s'])} | {r['fairness']:.2f} | {health_s} | {mmm(r['visitor'], '{:.1f}')} s | "
               f"{step_s} | "
               f"{r['cores']:.2f} · {r['rss_mb']:.0f} MB | {per_redraw} | {r['load']} ({r['client_cores']:.2f}) |",

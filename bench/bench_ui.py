@@ -68,6 +68,23 @@ async ({timeoutMs}) => {
 }
 """
 
+# Pause while training: click -> the sidebar shows ▶ Start again (the rerun that stops the live fragment has
+# reached the page)
+PAUSE_JS = """
+async ({timeoutMs}) => {
+  const button = document.querySelector('[data-testid="stSidebar"] .st-key-btn_pause button');
+  if (!button) return {error: 'Pause button missing'};
+  const t0 = performance.now();
+  button.click();
+  while (performance.now() - t0 < timeoutMs) {
+    await new Promise(r => requestAnimationFrame(r));
+    const start = document.querySelector('[data-testid="stSidebar"] .st-key-btn_start button');
+    if (start) return {ms: performance.now() - t0};
+  }
+  return {ms: null};
+}
+"""
+
 
 def pct(xs, q):
     xs = sorted(xs)
@@ -213,6 +230,16 @@ def main():
             app.wait_idle()
             app.page.wait_for_timeout(150)
         app.assert_no_exception("gradient_flow after the Step clicks")
+        pause_ms = []
+        for _ in range(args.repeats):  # Start, let it train a random part of a tick, Pause
+            app.start()
+            app.page.wait_for_timeout(1500 + 137 * len(pause_ms))
+            r = app.page.evaluate(PAUSE_JS, {"timeoutMs": 10_000})
+            if r.get("error"):
+                sys.exit(f"bench_ui: {r['error']}")
+            if r["ms"] is not None:
+                pause_ms.append(r["ms"])
+            app.wait_idle()
         steps = app.steps()
 
     print(f"rnnviz UI benchmark — streamlit run app.py + Chromium, {args.repeats} Step clicks on Gradient flow "
@@ -224,6 +251,9 @@ def main():
         goal = f"< {GOAL_STEP_MS:g} ms" if "chart" in what else ""
         print(f"{what + ' (median)':42s} {statistics.median(xs) if xs else float('nan'):9.0f} ms {goal}")
         print(f"{what + ' (p90)':42s} {pct(xs, 0.9):9.0f} ms")
+    med = statistics.median(pause_ms) if pause_ms else float("nan")
+    print(f"{'Pause while training -> Start back (median)':42s} {med:9.0f} ms < {GOAL_STEP_MS:g} ms")
+    print(f"{'Pause while training -> Start back (p90)':42s} {pct(pause_ms, 0.9):9.0f} ms")
     if missed:
         print(f"warning: {missed} of {args.repeats} clicks did not change the status and the chart within 10 s")
     print(f"(step counts at the end: {steps})")

@@ -449,7 +449,7 @@ def live(render) -> None:
             if not grant.admitted:
                 st.warning(f"**{grant.message}** ({grant.training} sessions are training on this server; "
                            "Pause to leave the queue).", icon=":material/hourglass_top:")
-                status(exp)
+                status(exp, queued=True)
                 return  # nothing trained or drawn while waiting: a queued tab costs a few ms per tick
             preset = active_preset(exp)
             to_n = preset.steps - exp.steps if preset is not None and exp.steps < preset.steps else None
@@ -472,7 +472,7 @@ def live(render) -> None:
     _draw_intro()
 
 
-def status(exp: Experiment) -> None:
+def status(exp: Experiment, queued: bool = False) -> None:
     ss = st.session_state
     parts = []
     for label, t in exp.runs.items():
@@ -480,7 +480,7 @@ def status(exp: Experiment) -> None:
         if t.diverged:
             state = f":red[**{t.message}**] (history kept)"
         elif ss.running:
-            state = "running"
+            state = "waiting for a training slot" if queued else "running"
         else:
             state = "paused" if t.steps else "ready — press Start or Step"
         parts.append(f"**{label}**: step {t.steps} · {rate:.0f} steps/s · {state}")
