@@ -20,7 +20,9 @@ BUSY_TEXT = BUSY.split(":")[0]  # "Server busy"
 
 
 def busy(tab: StreamTab) -> bool:
-    return any(BUSY_TEXT in t and "position 1" in t for t in tab.texts)
+    """The queue's message and the status line drawn after it (deltas arrive one by one) both say so."""
+    return (any(BUSY_TEXT in t and "position 1" in t for t in tab.texts)
+            and "waiting for a training slot" in tab.status_text)
 
 
 @pytest.fixture
@@ -41,7 +43,7 @@ def test_second_session_waits_in_a_visible_queue_until_the_slot_frees(server):
         b.click("btn_start")
         b.wait_for(busy, what="the second session told it waits, position 1")
         assert b.steps() == [0], b.status_text  # it trains nothing while queued
-        assert "waiting for a training slot" in b.status_text and "· running" not in b.status_text, b.status_text
+        assert "· running" not in b.status_text, b.status_text
         n = a.steps()[0]
         a.wait_for(lambda s, n=n: s.steps()[0] >= n + 3, what="the first session still training")
 
