@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from rnnviz.figures import FONT_SIZE, _empty, _figure, _is_empty, _layout, run_colors
+from rnnviz.figures import FONT_SIZE, PRESENTATION_FONT_SIZE, _empty, _figure, _is_empty, _layout, run_colors
 from rnnviz.hello import show_char
 
 SCALES = ("log", "row")
@@ -50,6 +50,7 @@ def connectivity_heatmaps(cf: pd.DataFrame, scale: str = "log") -> go.Figure:
     pos = pos[np.isfinite(pos) & (pos > 0)]
     lo, hi = (math.log10(pos.min()), math.log10(pos.max())) if len(pos) else (0.0, 1.0)
     step = _ticks(n, len(runs))
+    height = max(460, min(1100, 240 + 12 * n))
     for i, run in enumerate(runs, start=1):
         g = cf[cf["run"] == run]
         C = np.full((n, n), np.nan)
@@ -70,9 +71,10 @@ def connectivity_heatmaps(cf: pd.DataFrame, scale: str = "log") -> go.Figure:
         ticks = [f"{s} '{c}'" for s, c in enumerate(x_chars)][::step]
         fig.update_xaxes(type="category", tickvals=ticks, ticktext=x_chars[::step], row=1, col=i, showgrid=False,
                          tickangle=0, title_text=xt if i == (len(runs) + 1) // 2 else None)
-        if i == 1:
-            fig.update_yaxes(type="category", tickvals=[f"{t} '{c}'" for t, c in enumerate(y_chars)][::step],
-                             ticktext=y_chars[::step], row=1, col=1, title_text=yt)
+        if i == 1:  # rows are thinner than the labels are tall (at presentation size too): every k-th row
+            y_step = max(step, math.ceil(1.05 * PRESENTATION_FONT_SIZE / ((height - 230) / n)))
+            fig.update_yaxes(type="category", tickvals=[f"{t} '{c}'" for t, c in enumerate(y_chars)][::y_step],
+                             ticktext=y_chars[::y_step], row=1, col=1, title_text=yt)
     if scale == "log":
         coloraxis = {"colorscale": "Viridis", "cmin": lo, "cmax": hi,
                      "colorbar": {"title": {"text": "log10 ‖∂f_t/∂e_s‖", "side": "right"}}}
@@ -86,7 +88,7 @@ def connectivity_heatmaps(cf: pd.DataFrame, scale: str = "log") -> go.Figure:
     fig.update_xaxes(tickfont=tick_font)
     fig.update_yaxes(tickfont=tick_font)
     fig.update_annotations(font_size=FONT_SIZE + 1)
-    fig = _layout(fig, title, note=note, coloraxis=coloraxis, height=max(460, min(1100, 240 + 12 * n)))
+    fig = _layout(fig, title, note=note, coloraxis=coloraxis, height=height)
     fig.layout.margin.t = 130  # title, note, then the panels' titles
     return fig
 
