@@ -217,9 +217,11 @@ def run_live(args) -> None:
     from pages._janitor import SWEEP_SECONDS, _trim
 
     next_trim = SWEEP_SECONDS
+    samples: list[tuple[float, float]] = []  # (seconds, RSS MB) after every tick: the level and its spikes
     while (elapsed := time.perf_counter() - t_start) < args.minutes * 60:
         exp.step(1_000_000, time_budget=0.6 * args.tick)  # train, lockstep
         _page_figures(runs, c)  # draw, as the pages do
+        samples.append((elapsed, rss_mb()))
         if elapsed >= next_trim:  # what the server's session janitor does every sweep
             _trim()
             next_trim += SWEEP_SECONDS
@@ -234,6 +236,15 @@ def run_live(args) -> None:
     end = rss_mb()
     one = next((m for t, m in marks if t >= 1.0), marks[0][1])
     print(f"end: RSS {end:.1f} MB; growth after minute 1: {end - one:+.1f} MB (goal < 50 MB)")
+    first = [m for t, m in samples if 50 <= t < 70]  # around the end of minute 1
+    last = [m for t, m in samples if t >= samples[-1][0] - 60]
+    if first and last:
+        import statistics
+
+        print(f"after every tick: around minute 1 median {statistics.median(first):.1f} MB; last minute median "
+              f"{statistics.median(last):.1f} MB (max {max(last):.1f} MB): level grew by "
+              f"{statistics.median(last) - statistics.median(first):+.1f} MB, highest sample "
+              f"{max(last) - statistics.median(first):+.1f} MB above minute 1 (goal < 50 MB)")
     for label, t in runs.items():
         print(f"  {label}: {t.steps} steps, {len(t.history.rows)} history rows, {len(t.snapshots)} snapshots, "
               f"notes: {t.notes()}")
