@@ -11,7 +11,10 @@ ui.intro(
     "Gated cells decide, per unit and per step, what to keep. **LSTM**: input *i*, forget *f*, output *o* "
     "(sigmoids in [0, 1]) and the candidate *g* (tanh): c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t, h_t = o_t ⊙ tanh(c_t). "
     "The cell path is additive: while f ≈ 1, information and gradient pass through unchanged. "
-    "**GRU**: reset *r*, update *z*, new *n*: h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t−1}."
+    "**GRU**: reset *r*, update *z*, new *n*: h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t−1}, a **weighted average** per "
+    "unit of the old state and the candidate, with z as the weight: z ≈ 1 keeps the old state and passes the "
+    "gradient straight back, as an LSTM's forget gate near 1 does. The GRU is the **lighter gating**: 3 weight "
+    "blocks instead of the LSTM's 4, no separate cell state, no output gate."
 )
 
 
