@@ -146,13 +146,15 @@ def open_student(url: str, preset_key: str) -> StreamTab:
 
 def start(tab: StreamTab) -> None:
     tab.wait_done(tab.click("btn_start"))
-    tab.wait_for(lambda s: "· running" in s.status_text and s._auto, what="training and ticking")
+    tab.wait_for(lambda s: ("· running" in s.status_text or "waiting for a training slot" in s.status_text)
+                 and s._auto, what="training (or queued) and ticking")
 
 
 def pause(tab: StreamTab) -> None:
-    if tab.training():
+    if tab.training() or "waiting for a training slot" in tab.status_text:  # training, or queued for a slot
         tab.click("btn_pause")
-        tab.wait_for(lambda s: "· paused" in s.status_text and not s.running and not s._auto, what="paused")
+        tab.wait_for(lambda s: ("· paused" in s.status_text or "· ready" in s.status_text) and not s.running
+                     and not s._auto, what="paused")
 
 
 def step_latencies(tab: StreamTab, n: int) -> list[tuple[float, float]]:

@@ -6,9 +6,10 @@ for training and drawing. This object decides, tick by tick, who trains and for 
 - **Fair share.** Each live tick of a training session asks for its budget (seconds of training this tick). The
   budgets of the n sessions training now are equal and sized so that one tick of every one of them, training plus
   its own measured overhead (script run, figures, sending), fits in `core_seconds` (default: one core for one
-  tick interval):
+  tick interval), but never less than `train_floor` times the session's own overhead (so that when redraws
+  alone fill the round, a session still trains a fixed share of its tick instead of one step per redraw):
 
-      budget = clip((core_seconds - sum_j overhead_j) / n, min_budget, max_budget)
+      budget_i = clip(max((core_seconds - sum_j overhead_j) / n, train_floor * overhead_i), min_budget, max_budget)
 
   overhead_j is session j's last tick time minus the training it was granted (an exponential mean over ticks,
   `default_overhead` until it reports one). With few sessions the cap `max_budget` leaves the rest of the core
@@ -48,6 +49,9 @@ BUSY = "Server busy: your run starts when a slot frees, position {k}"
 # redraw a second. More students: more processes (deploy/serve.py runs one per core behind HAProxy).
 CAPACITY = 4
 CORE_SECONDS = 1.0
+# Measured with 4 sessions (bench/bench_load.py): redraws alone took the whole round (168 ms of CPU each), so
+# every session trained the 0.02 s floor, 1.7 steps/s. A session trains at least half as long as it draws.
+TRAIN_FLOOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class Admission:
 
     def __init__(self, capacity: int = 8, core_seconds: float = 0.5, min_budget: float = 0.02,
                  max_budget: float = 1.0, timeout: float = 10.0, default_overhead: float = 0.1,
-                 smoothing: float = 0.3, clock: Callable[[], float] = time.monotonic):
+                 smoothing: float = 0.3, train_floor: float = 0.0, clock: Callable[[], float] = time.monotonic):
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         if not 0 < min_budget <= max_budget:
@@ -83,6 +87,7 @@ class Admission:
         self.timeout = timeout
         self.default_overhead = default_overhead
         self.smoothing = smoothing
+        self.train_floor = train_floor
         self._clock = clock
         self._lock = threading.Lock()
         self._active: dict[Hashable, float] = {}  # sid -> last seen (insertion order = admission order)
@@ -105,7 +110,7 @@ class Admission:
                     position = list(self._queue).index(sid) + 1
                     return Grant(False, 0.0, position, len(self._active), len(self._queue))
             self._active[sid] = now
-            budget = self._budget()
+            budget = self._budget(sid)
             self._granted[sid] = budget
             return Grant(True, budget, None, len(self._active), len(self._queue))
 
@@ -132,11 +137,12 @@ class Admission:
             return {"training": list(self._active), "waiting": list(self._queue)}
 
     # -- inside the lock ----------------------------------------------------------------------------------------
-    def _budget(self) -> float:
+    def _budget(self, sid: Hashable) -> float:
         n = len(self._active)
         overhead = sum(self._overhead.get(s, self.default_overhead) for s in self._active)
         share = (self.core_seconds - overhead) / n
-        return min(max(share, self.min_budget), self.max_budget)
+        floor = self.train_floor * self._overhead.get(sid, self.default_overhead)
+        return min(max(share, floor, self.min_budget), self.max_budget)
 
     def _expire(self, now: float) -> None:
         for table in (self._active, self._queue):
@@ -160,5 +166,6 @@ def admission() -> Admission:
     with _INSTANCE_LOCK:
         if _INSTANCE is None:
             _INSTANCE = Admission(capacity=int(os.environ.get("RNNVIZ_MAX_TRAINING", str(CAPACITY))),
-                                  core_seconds=float(os.environ.get("RNNVIZ_CORE_SECONDS", str(CORE_SECONDS))))
+                                  core_seconds=float(os.environ.get("RNNVIZ_CORE_SECONDS", str(CORE_SECONDS))),
+                                  train_floor=TRAIN_FLOOR)
         return _INSTANCE

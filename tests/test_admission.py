@@ -63,6 +63,20 @@ def test_budget_shrinks_as_sessions_join_and_is_clipped():
     assert b == 0.03  # overheads 0.8 > 0.5: the floor keeps everybody stepping
 
 
+def test_a_session_trains_at_least_its_floor_share_of_its_own_overhead():
+    adm, _ = make(capacity=8, min_budget=0.02, train_floor=0.5)
+    for sid, extra in zip("abcd", (0.1, 0.2, 0.3, 0.4), strict=True):
+        g = adm.request(sid)
+        adm.report(sid, g.budget + extra)
+    # overheads sum to 1.0 > core_seconds 0.5: the equal share is negative, each gets half its own overhead
+    assert {sid: adm.request(sid).budget for sid in "abcd"} == pytest.approx(
+        {"a": 0.05, "b": 0.1, "c": 0.15, "d": 0.2})
+    light, _ = make(capacity=8, train_floor=0.5)
+    g = light.request("a")
+    light.report("a", g.budget + 0.04)
+    assert light.request("a").budget == pytest.approx(0.5 - 0.04)  # the share, when it is larger
+
+
 def test_overhead_is_an_exponential_mean():
     adm, _ = make(smoothing=0.5, default_overhead=0.1)
     g = adm.request("a")
