@@ -146,8 +146,9 @@ def open_student(url: str, preset_key: str) -> StreamTab:
 
 def start(tab: StreamTab) -> None:
     tab.wait_done(tab.click("btn_start"))
-    tab.wait_for(lambda s: ("· running" in s.status_text or "waiting for a training slot" in s.status_text)
-                 and s._auto, what="training (or queued) and ticking")
+    tab.wait_for(lambda s: (("· running" in s.status_text or "waiting for a training slot" in s.status_text)
+                            and s._auto) or ("· paused" in s.status_text and any(s.steps())),
+                 what="training (or queued) and ticking, or already paused at the preset's N")
 
 
 def pause(tab: StreamTab) -> None:
