@@ -224,7 +224,7 @@ def measure(url: str, tabs: list[StreamTab], pids: list[int], window: float, vis
     # beyond the admission's capacity (pages/_admission.py) a session waits in the queue: no steps, no redraws;
     # the per-session figures and the fairness are over the sessions that trained in the window
     trained = [i for i, n in enumerate(steps) if n > 0]
-    waiting = sum(any("Server busy" in x for x in tabs[i].texts) for i in range(len(tabs)) if i not in trained)
+    waiting = sum("waiting for a training slot" in tabs[i].status_text for i in range(len(tabs)) if i not in trained)
     steps_t, redraws_t = [steps[i] for i in trained], [redraws[i] for i in trained]
     return {"sessions": len(tabs), "held": sum(not t.closed for t in tabs), "window": dt,
             "trained": len(trained), "waiting": waiting,
