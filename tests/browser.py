@@ -485,3 +485,15 @@ class App:
         finally:
             self.page.set_viewport_size(size)
         return path
+
+
+def wait_warmed_up(server: StreamlitServer, timeout: float = 120.0) -> None:
+    """Wait until the server's warm-up thread (pages/_warmup.py, started at the first visit) has finished, so that
+    a test measuring the server's memory does not count the warm-up's allocations."""
+    end = time.perf_counter() + timeout
+    while time.perf_counter() < end:
+        out = server.output(tail=10**7)
+        if "rnnviz: warmed up" in out or "rnnviz: warm-up failed" in out:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"the server's warm-up did not finish within {timeout:.0f} s")

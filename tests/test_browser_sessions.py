@@ -14,7 +14,15 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.browser import REPO, App, StreamlitServer, chromium_available, launch_browser, new_page
+from tests.browser import (
+    REPO,
+    App,
+    StreamlitServer,
+    chromium_available,
+    launch_browser,
+    new_page,
+    wait_warmed_up,
+)
 
 pytestmark = pytest.mark.browser
 TTL = 3
@@ -72,6 +80,7 @@ def test_a_closed_tabs_memory_comes_back(site):
         time.sleep(5)
         app.page.context.close()
         wait_until(lambda: released(server) >= 1, TTL + 40, "the warm-up session released")
+        wait_warmed_up(server)
         time.sleep(2)
         before = rss_mb(pid)
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.browser import wait_warmed_up
 from tests.test_browser import app_server, browser, open_app  # noqa: F401  (fixtures)
 from tests.test_weights import BOMBS, expanded_state_dict
 
@@ -79,6 +80,7 @@ def test_cost_bombs_are_refused_and_the_server_stays_responsive(open_app, app_se
     torch.save(expanded_state_dict(cls, **kw), path)
     assert path.stat().st_size < 25_000
     app = open_app("/your_model")
+    wait_warmed_up(app_server)  # its first-visit warm-up allocates too: not the upload's
     rss_before = server_rss_mb(app_server)
     with HealthWatch(app_server.url) as watch:
         upload(app, path)

@@ -54,7 +54,8 @@ def test_every_figure_is_displayed_in_place(executed):
     assert len(figs) == len(FIGURES)
     titles = [o.data["application/vnd.plotly.v1+json"]["layout"]["title"]["text"] for o in figs]
     assert titles[0].startswith("‖∂L/∂h_t‖ at each time step")
-    assert titles[4].startswith("Connectivity ‖∂f_t/∂e_s‖") and titles[5] == "How far back the predictions reach"
+    assert titles[4].startswith("‖∂f_t/∂e_s‖: how much prediction t depends on input s")
+    assert titles[5] == "How far back the predictions reach"
     # every figure also as HTML for viewers without the plotly renderer, with plotly.js embedded once (offline)
     for o in figs:
         assert re.search(r'<div id="[^"]+" class="plotly-graph-div"', o.data["text/html"])
