@@ -95,7 +95,9 @@ def train_for(app: App, seconds: float) -> None:
     app.start()
     app.wait_steps(lambda s: min(s) > 0, timeout_ms=60_000)
     app.page.wait_for_timeout(int(seconds * 1000))
-    app.pause()
+    if app.sidebar_button("❚❚ Pause").count():  # a preset pauses by itself at its N
+        app.pause()
+    app.wait_idle()
 
 
 def session(browser, url: str, size: dict) -> App:

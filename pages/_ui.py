@@ -529,7 +529,8 @@ def claims(exp: Experiment) -> None:
     with st.expander(head, expanded=exp.steps == preset.steps and not presenting()):
         lines = []
         for r in results:
-            mark = ("✅" if r.holds else "❌") if r.checked else "⏳"
+            # plain symbols, not emoji: a projector's machine may have no emoji font (Chromium drew empty boxes)
+            mark = (":green[**✓ holds**]" if r.holds else ":red[**✗ fails**]") if r.checked else ":gray[… at N]"
             lines.append(f"{mark} {r.claim.describe(task)} — now **{r.value:.3g}**")
         st.markdown("  \n".join(lines))
         if preset.step0:

@@ -28,9 +28,6 @@ def render(rs):
     gf = analysis.grad_flow_frames(rs)
     pred = analysis.predicted_frames(rs, step)
     st.markdown("#### ‖∂L/∂h_t‖ at each time step (probe batch, loss at the end of the sequence)")
-    ui.explain("Read it right to left: the loss sits at the last step; each step back multiplies by one "
-               "Jacobian. A straight line on this log axis is geometric decay or growth. Dashed: the decay "
-               "σ_max(W_hh)^(T−1−t) the recurrent matrix predicts for a tanh RNN.")
     if st.session_state.get("gf_step0", True) and (step is None or step > 0) and not ui.presenting():
         now, then = st.columns(2)
         with now:
@@ -40,6 +37,9 @@ def render(rs):
                      key="gf_curve0")
     else:
         ui.chart(figures.grad_norm_vs_time(gf, step=step, predicted=pred), key="gf_curve")
+    ui.explain("Read it right to left: the loss sits at the last step; each step back multiplies by one "
+               "Jacobian. A straight line on this log axis is geometric decay or growth. Dashed: the decay "
+               "σ_max(W_hh)^(T−1−t) the recurrent matrix predicts for a tanh RNN.")
     if not ui.presenting():  # at half width the larger text leaves no room for the plot
         st.toggle("Beside it: the same at step 0 (initialisation)", key="gf_step0", value=True,
                   help="Gated cells vanish at initialisation too; training teaches their gates to keep the additive "
@@ -49,7 +49,8 @@ def render(rs):
     if len(table):
         ui.explain("Measured: least-squares slope of log10 ‖∂L/∂h_t‖ per step (layer 0). For a tanh RNN it sits "
                    "at or below log10 σ_max; the spectral radius ρ sets the long-run rate.")
-        st.dataframe(table, hide_index=True, width="stretch")
+        # "–" where a rate does not apply (gated cells, a replayed snapshot): Streamlit would print "None"
+        st.dataframe(table.style.format(precision=4, na_rep="–"), hide_index=True, width="stretch")
 
     st.markdown("#### How gradient flow changes while the model learns")
     ui.explain("Each row is one snapshot (training step), each column a time step; colour is log10 ‖∂L/∂h_t‖.")
