@@ -174,16 +174,9 @@ def part_loop(repeats):
         return d
 
     def coef_compiled(st, e):  # the inductor factors, then the eager loop's four ops per step
-        T, D, B, H = e.shape
         coef = compiled["coef"](st["input"], st["forget"], st["cell"], st["output"], st["c"], st["c0"])
-        d, buf, f = e.clone(), torch.empty(T, D, B, 5, H), st["forget"]
-        for s in range(T - 1, -1, -1):
-            torch.mul(d[s].unsqueeze(2), coef[s, :, :, 3:], out=buf[s, :, :, 3:])
-            if s < T - 1:
-                buf[s, :, :, 4].addcmul_(f[s + 1], buf[s + 1, :, :, 4])
-            torch.mul(buf[s, :, :, 4:], coef[s, :, :, :3], out=buf[s, :, :, :3])
-            if s > 0:
-                torch.baddbmm(e[s - 1], buf[s, :, :, :4].view(D, B, 4 * H), st["W_hh"], out=d[s - 1])
+        d = e.clone()
+        _ts_loop(d, e, st["forget"], coef, st["W_hh"])  # the loop TorchScript compiles, run eagerly
         return d
 
     variants = {"eager": eager, "script": script}

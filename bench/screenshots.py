@@ -130,31 +130,18 @@ def syllabus(browser, url: str, size: dict, q: str, folder: Path, shots: list, s
     shoot(app, folder, "02_padding_gradients", shots, anchor="Which positions the loss reaches")
     app.page.context.close()
 
-    app = session(browser, url, size)
-    app.goto(with_query("/decoding?task=reverse&cells=gru&seq_len=6&eos=1&lr=0.01", q))
-    for _ in range(max(steps, 12)):
-        app.step()
-    shoot(app, folder, "03_decoding_eos", shots)
-    app.page.context.close()
-
-    app = session(browser, url, size)
-    app.goto(with_query("/unrolled?cells=rnn_tanh,lstm&seq_len=30&truncation=10", q))
-    for _ in range(steps):
-        app.step()
-    shoot(app, folder, "04_unrolled", shots)
-    app.page.context.close()
-
-    app = session(browser, url, size)
-    app.goto(with_query("/connectivity?task=char_lm&cells=lstm,gru&seq_len=32&hidden_size=64", q))
-    for _ in range(steps):
-        app.step()
-    shoot(app, folder, "05_connectivity", shots)
-    app.page.context.close()
-
-    app = session(browser, url, size)
-    app.goto(with_query("/?cells=lstm,gru&num_layers=2&bidirectional=true&dropout=0.2&seq_len=20", q))
-    shoot(app, folder, "06_shapes", shots, anchor="Shapes of the current configuration")
-    app.page.context.close()
+    for name, path, n, anchor in (
+            ("03_decoding_eos", "/decoding?task=reverse&cells=gru&seq_len=6&eos=1&lr=0.01", max(steps, 12), None),
+            ("04_unrolled", "/unrolled?cells=rnn_tanh,lstm&seq_len=30&truncation=10", steps, None),
+            ("05_connectivity", "/connectivity?task=char_lm&cells=lstm,gru&seq_len=32&hidden_size=64", steps, None),
+            ("06_shapes", "/?cells=lstm,gru&num_layers=2&bidirectional=true&dropout=0.2&seq_len=20", 0,
+             "Shapes of the current configuration")):
+        app = session(browser, url, size)  # a fresh session per page: its settings come from the link
+        app.goto(with_query(path, q))
+        for _ in range(n):
+            app.step()
+        shoot(app, folder, name, shots, anchor=anchor)
+        app.page.context.close()
 
 
 def with_query(path: str, query: str) -> str:

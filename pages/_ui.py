@@ -416,6 +416,14 @@ def sidebar(home: bool = False) -> Controls:
     return c
 
 
+def require_seq2seq(c: Controls) -> None:
+    """Stop the page with a pointer when the task is not sequence-to-sequence (Attention, Decoding)."""
+    if c.task not in SEQ2SEQ:
+        st.info("This page needs a sequence-to-sequence task. Pick **reverse**, **copy** or **sort** in the "
+                "sidebar, or load the *Attention vs the context-vector bottleneck* preset on the Home page.")
+        st.stop()
+
+
 def budget_guard(c: Controls) -> bool:
     """Show why a configuration is refused; True when it may run."""
     problem = check_budget(c)

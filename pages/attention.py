@@ -17,10 +17,7 @@ ui.intro(
 )
 
 c = ui.controls()
-if c.task not in ui.SEQ2SEQ:
-    st.info("This page needs a sequence-to-sequence task. Pick **reverse**, **copy** or **sort** in the sidebar, "
-            "or load the *Attention vs the context-vector bottleneck* preset on the Home page.")
-    st.stop()
+ui.require_seq2seq(c)
 
 
 def render(rs):

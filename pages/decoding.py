@@ -16,10 +16,7 @@ ui.intro(
     "model said: so one early mistake cannot derail the rest. The gap between the two is exposure bias."
 )
 c = ui.controls()
-if c.task not in ui.SEQ2SEQ:
-    st.info("Decoding needs a sequence-to-sequence task. Pick **reverse**, **copy** or **sort** in the sidebar, or "
-            "load the *Attention vs the bottleneck* preset on the Home page.")
-    st.stop()
+ui.require_seq2seq(c)
 
 
 def _decode(t, example: int):

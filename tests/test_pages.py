@@ -322,16 +322,21 @@ def test_presentation_mode_from_the_url_and_the_toggle():
     assert "present" not in at.query_params
 
 
+def tick_until_paused(at, ticks: int) -> None:
+    """Press Start, then let the live fragment tick (one AppTest run each) until training stops, at most `ticks`."""
+    at.button(key="btn_start").click().run()
+    for _ in range(ticks):
+        if not at.session_state["running"]:
+            break
+        at.run()
+
+
 def test_when_every_run_diverged_training_stops_and_start_comes_back():
     q = {"cells": "rnn_relu", "init": "identity", "weight_scale": "1.5", "optimizer": "sgd", "lr": "1", "clip": "0",
          "seq_len": "40"}
     at = app(q).run()
     at.switch_page("pages/gradient_flow.py").run()
-    at.button(key="btn_start").click().run()
-    for _ in range(5):
-        if not at.session_state["running"]:
-            break
-        at.run()
+    tick_until_paused(at, ticks=5)
     no_exception(at)
     assert at.session_state["running"] is False  # no more ticks: the fragment stops, nothing burns CPU
     assert [b.key for b in at.button if b.key in ("btn_start", "btn_pause")] == ["btn_start"]
@@ -349,11 +354,7 @@ def test_a_preset_pauses_at_its_n_with_its_claims_open(monkeypatch):
     at = app().run()
     at.button(key=f"preset_{PRESETS.index(p)}").click().run()
     at.switch_page(f"pages/{p.page}.py").run()
-    at.button(key="btn_start").click().run()
-    for _ in range(10):
-        if not at.session_state["running"]:
-            break
-        at.run()
+    tick_until_paused(at, ticks=10)
     no_exception(at)
     assert at.session_state["running"] is False and step_counts(at) == [3, 3], status_text(at)
     labels = [e.label for e in at.expander]
