@@ -3,17 +3,18 @@
 One Python process runs every session's script in threads under one GIL, so all sessions share about one core
 for training and drawing. This object decides, tick by tick, who trains and for how long:
 
-- **Fair share.** Each live tick of a training session asks for its budget (seconds of training this tick). The
-  budgets of the n sessions training now are equal and sized so that one tick of every one of them, training plus
-  its own measured overhead (script run, figures, sending), fits in `core_seconds` (default: one core for one
-  tick interval), but never less than `train_floor` times the session's own overhead (so that when redraws
-  alone fill the round, a session still trains a fixed share of its tick instead of one step per redraw):
+- **Fair share.** Every admitted session aims at one redraw per `period` seconds: it trains for the period minus
+  its own measured overhead (script run, figures, sending), so training fills the rest of its tick. Sessions
+  train at the same time and ask for the same tick length, so the cores (and the GIL) are shared among them
+  equally. Alone, a session trains most of each period; with many, each one's overhead stretches (its script
+  waits for the GIL behind the others' redraws) and its budget shrinks with it, never below `train_floor` times
+  its own overhead (so a session still trains a fixed share of its tick when redraws fill the process):
 
-      budget_i = clip(max((core_seconds - sum_j overhead_j) / n, train_floor * overhead_i), min_budget, max_budget)
+      budget_i = clip(period - overhead_i, max(train_floor * overhead_i, min_budget), max_budget)
 
-  overhead_j is session j's last tick time minus the training it was granted (an exponential mean over ticks,
-  `default_overhead` until it reports one). With few sessions the cap `max_budget` leaves the rest of the core
-  idle; with many the floor `min_budget` keeps every session stepping (a tick always trains at least one step).
+  overhead_i is session i's tick time minus the training it was granted (an exponential mean over ticks,
+  `default_overhead` until it reports one). Fewer redraws than the browser's 0.5 s timer would allow leave the
+  process's time to training: one redraw costs it 40-100 ms, a step of a small model about 10 ms.
 - **Admission.** At most `capacity` sessions train at once. Beyond that a session waits in a FIFO queue and is
   told its 1-based position ("server busy: your run starts when a slot frees, position k"). A freed slot goes to
   the head of the queue when it next asks; nobody overtakes a waiting session.
@@ -22,7 +23,7 @@ for training and drawing. This object decides, tick by tick, who trains and for 
 
 API (thread-safe; every method takes the lock once; `clock` is injectable for tests):
 
-    adm = Admission(capacity=8, core_seconds=0.5, timeout=10.0)
+    adm = Admission(capacity=8, period=0.8, timeout=10.0)
     g = adm.request(sid)            # at the start of a tick -> Grant
     g.admitted, g.budget            # train for g.budget seconds (0.0 while waiting)
     g.position, g.message           # 1-based queue position and the sentence to show (None / "" when admitted)
@@ -31,7 +32,7 @@ API (thread-safe; every method takes the lock once; `clock` is injectable for te
     adm.release(sid)                # paused, reset, finished: slot (or queue place) freed at once
     adm.state()                     # {"training": [...], "waiting": [...]} for a status line or a bench
 
-`admission()` returns the process-wide instance (settings from RNNVIZ_MAX_TRAINING and RNNVIZ_CORE_SECONDS).
+`admission()` returns the process-wide instance (settings from RNNVIZ_MAX_TRAINING and RNNVIZ_TICK_PERIOD).
 """
 
 from __future__ import annotations
@@ -44,14 +45,13 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 BUSY = "Server busy: your run starts when a slot frees, position {k}"
-# One process trains on about one core (one GIL) whatever the machine. A live redraw costs that core about
-# 0.1-0.2 s (script run, figures, sending): CAPACITY sessions sharing CORE_SECONDS per round each get about one
-# redraw a second. More students: more processes (deploy/serve.py runs one per core behind HAProxy).
-CAPACITY = 4
-CORE_SECONDS = 1.0
-# Measured with 4 sessions (bench/bench_load.py): redraws alone took the whole round (168 ms of CPU each), so
-# every session trained the 0.02 s floor, 1.7 steps/s. A session trains at least half as long as it draws.
-TRAIN_FLOOR = 0.5
+# One process trains on about one core for its Python (one GIL) whatever the machine. Measured with
+# bench/bench_load.py on 2 cores: 8 sessions in one process each got about 1.9 redraws a second, within 1.3x of
+# each other, health p99 under 0.2 s. More students: more processes (deploy/serve.py runs one per core behind
+# HAProxy).
+CAPACITY = 8
+PERIOD = 0.8  # seconds: each training session redraws about once per period (at least one redraw a second)
+TRAIN_FLOOR = 0.5  # a session trains at least half as long as its tick's overhead (drawing, waiting)
 
 
 @dataclass(frozen=True)
@@ -72,17 +72,17 @@ class Grant:
 class Admission:
     """Process-wide admission and fair share; see the module docstring for the API and the formula."""
 
-    def __init__(self, capacity: int = 8, core_seconds: float = 0.5, min_budget: float = 0.02,
+    def __init__(self, capacity: int = 8, period: float = PERIOD, min_budget: float = 0.02,
                  max_budget: float = 1.0, timeout: float = 10.0, default_overhead: float = 0.1,
                  smoothing: float = 0.3, train_floor: float = 0.0, clock: Callable[[], float] = time.monotonic):
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         if not 0 < min_budget <= max_budget:
             raise ValueError("need 0 < min_budget <= max_budget")
-        if core_seconds <= 0 or timeout <= 0 or not 0 < smoothing <= 1:
-            raise ValueError("core_seconds and timeout must be > 0, smoothing in (0, 1]")
+        if period <= 0 or timeout <= 0 or not 0 < smoothing <= 1:
+            raise ValueError("period and timeout must be > 0, smoothing in (0, 1]")
         self.capacity = capacity
-        self.core_seconds = core_seconds
+        self.period = period
         self.min_budget, self.max_budget = min_budget, max_budget
         self.timeout = timeout
         self.default_overhead = default_overhead
@@ -138,11 +138,8 @@ class Admission:
 
     # -- inside the lock ----------------------------------------------------------------------------------------
     def _budget(self, sid: Hashable) -> float:
-        n = len(self._active)
-        overhead = sum(self._overhead.get(s, self.default_overhead) for s in self._active)
-        share = (self.core_seconds - overhead) / n
-        floor = self.train_floor * self._overhead.get(sid, self.default_overhead)
-        return min(max(share, floor, self.min_budget), self.max_budget)
+        overhead = self._overhead.get(sid, self.default_overhead)
+        return min(max(self.period - overhead, self.train_floor * overhead, self.min_budget), self.max_budget)
 
     def _expire(self, now: float) -> None:
         for table in (self._active, self._queue):
@@ -166,6 +163,7 @@ def admission() -> Admission:
     with _INSTANCE_LOCK:
         if _INSTANCE is None:
             _INSTANCE = Admission(capacity=int(os.environ.get("RNNVIZ_MAX_TRAINING", str(CAPACITY))),
-                                  core_seconds=float(os.environ.get("RNNVIZ_CORE_SECONDS", str(CORE_SECONDS))),
+                                  period=float(os.environ.get("RNNVIZ_TICK_PERIOD", str(PERIOD))),
                                   train_floor=TRAIN_FLOOR)
         return _INSTANCE
+

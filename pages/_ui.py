@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import fields, replace
 
+import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -31,8 +32,8 @@ from rnnviz.tasks import TASKS
 from rnnviz.training import Trainer
 
 TICK_SECONDS = 0.5  # the browser asks for the next live tick this often (a slower tick is followed at once)
-TRAIN_SHARE = 0.85  # of a tick's server time spent training; the rest draws (measured per session, per tick)
-TRAIN_BUDGET = (0.2, 1.0)  # seconds of training per tick, at least / at most (a click cuts it short anyway)
+FULL_RUN_BUDGET = 0.2  # seconds of training in a full script run (a tick of the fragment trains its grant)
+LIVE_EVERY = 2.0  # while training, a page's secondary charts are rebuilt at most this often (seconds)
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 SEQ2SEQ = ("reverse", "copy", "sort")
 HIDDEN_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
@@ -210,14 +211,10 @@ def _session_id() -> str:
     return ctx.session_id if ctx is not None else "no-session"
 
 
-def _tick_budget() -> float:
-    """Seconds to train this tick, so that training takes TRAIN_SHARE of the time between two ticks: the rest
-    (drawing, sending, the browser's timer, other sessions) is measured as the last interval minus its training."""
-    ss, now = st.session_state, time.perf_counter()
-    prev, ss.tick_at = ss.get("tick_at"), now
-    overhead = 0.1 if prev is None or now - prev > 5 else max(now - prev - ss.get("trained_s", 0.0), 0.02)
-    lo, hi = TRAIN_BUDGET
-    return min(max(overhead * TRAIN_SHARE / (1 - TRAIN_SHARE), lo), hi)
+def _fragment_tick() -> bool:
+    """True in a run of the live fragment alone (a tick), False in a run of the whole page."""
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and ctx.fragment_ids_this_run)
 
 
 def train_tick(exp: Experiment, budget: float, rounds: int = 1_000_000) -> None:
@@ -226,12 +223,10 @@ def train_tick(exp: Experiment, budget: float, rounds: int = 1_000_000) -> None:
     lock = _training_lock()
     if not lock.acquire(blocking=False):
         return
-    t0 = time.perf_counter()
     try:
         exp.step(rounds, time_budget=budget, stop=_click_waiting)
     finally:
         lock.release()
-        st.session_state.trained_s = time.perf_counter() - t0
 
 
 def step_once(exp: Experiment) -> None:
@@ -461,8 +456,10 @@ def live(render) -> None:
                 return  # nothing trained or drawn while waiting: a queued tab costs a few ms per tick
             preset = active_preset(exp)
             to_n = preset.steps - exp.steps if preset is not None and exp.steps < preset.steps else None
-            budget = _tick_budget() if grant.training <= 1 else min(_tick_budget(), grant.budget)
-            train_tick(exp, budget, to_n or 1_000_000)
+            # a full run (Start, a changed control) trains briefly: the browser's tick timer fires during a full run
+            # longer than a tick, and Streamlit's client then fails on the next deltas ("Bad delta path index")
+            budget = grant.budget if _fragment_tick() else min(grant.budget, FULL_RUN_BUDGET)
+            train_tick(exp, budget, to_n or 1_000_000)  # a click cuts it short
             if exp.finished or (to_n is not None and exp.steps >= preset.steps):
                 ss.running = False  # a preset pauses at its N, where its claims are checked (Start goes on)
                 admission().release(sid)
@@ -503,7 +500,9 @@ def status(exp: Experiment, queued: bool = False) -> None:
         if shown and shown != {t.steps for t in exp.runs.values()}:
             every = exp.controls.snapshot_every
             parts.append(f":gray[Charts of h_t, gates and ‖∂L/∂h_t‖ show the snapshot at step {max(shown)} (one every "
-                         f"{every} steps); loss curves are live.]")
+                         f"{every} steps); loss curves are live."
+                         + (f" While training, the charts below the first are redrawn every {LIVE_EVERY:g} s."
+                            if ss.running else "") + "]")
     changes = sorted({n for t in exp.runs.values() for n in t.notes() if "(same weights)" in n})
     if changes:
         parts.append(":gray[" + "; ".join(changes[-3:]) + "]")
@@ -581,14 +580,41 @@ def details(label: str):
     return st.container(height=1, border=False) if presenting() else st.expander(label, expanded=False)
 
 
-def chart(fig, key: str) -> None:
-    if presenting():
-        figures.presentation(fig)
+def chart(fig, key: str, every: float | None = None, deps: tuple = ()) -> None:
+    """Draw a plotly figure; `fig` may be a zero-argument function that builds it.
+
+    every: while training, rebuild this chart at most every `every` seconds (a page's secondary charts: only its
+    main chart follows every tick). In between, the figure built last is sent again unchanged: no rebuild on the
+    server, and no redraw in the browser, whose plotly element skips a figure it already shows (measured: an
+    unchanged figure costs the browser ~5 ms, a changed one ~40–70 ms). `deps` are the chart's other inputs
+    (a selected layer, example, ...): a change rebuilds at once. Paused, every chart is rebuilt on every run."""
+    ss = st.session_state
+    cache = ss.setdefault("chart_cache", {})
+    state = (id(ss.get("experiment")), snapshot_step(), presenting(), deps)
+    now, hit = time.perf_counter(), cache.get(key)
+    if every is not None and ss.get("running") and hit is not None and hit[1] == state and now - hit[0] < every:
+        fig = hit[2]
+    else:
+        fig = fig() if callable(fig) else fig
+        if presenting():
+            figures.presentation(fig)
+        cache[key] = (now, state, fig)
     st.plotly_chart(fig, width="stretch", key=key, config=PLOTLY_CONFIG)
 
 
+def table(df, precision: int = 4) -> None:
+    """A small table, numbers to `precision` decimals and "–" where a value does not apply (NaN): Streamlit's
+    grid prints a missing value as a grey "None" whatever a pandas Styler says, so the text is made here."""
+    shown = df.copy()
+    for col in shown.columns:
+        if pd.api.types.is_float_dtype(shown[col]):
+            shown[col] = [f"{v:.{precision}f}" if pd.notna(v) else "–" for v in shown[col]]
+    st.dataframe(shown, hide_index=True, width="stretch")
+
+
 def downloads(frames: dict, key: str, static: bool = False) -> None:
-    """CSV of each frame plus the configuration as JSON (not rebuilt on every live tick: pause first).
+    """CSV of each frame (a DataFrame, or a function that builds one) plus the configuration as JSON (not rebuilt
+    on every live tick: pause first).
     static: the frames do not change while training runs (e.g. the phase diagram), so they are always offered."""
     if st.session_state.get("running") and not static:
         st.caption("Pause training to download this page's data (CSV) and the configuration (JSON).")
@@ -597,7 +623,9 @@ def downloads(frames: dict, key: str, static: bool = False) -> None:
     for col, (name, df) in zip(cols, frames.items(), strict=False):
         # deferred: the CSV is written when the button is clicked, not on every rerun (the frame is this run's);
         # on_click="ignore": a click must not rerun the page, which would retire the file before it is fetched
-        col.download_button(f"⬇ {name}.csv", lambda df=df: df.to_csv(index=False).encode(), file_name=f"{name}.csv",
+        # a frame may be a function that builds it: then it is built only when clicked
+        col.download_button(f"⬇ {name}.csv", lambda df=df: (df() if callable(df) else df).to_csv(index=False).encode(),
+                            file_name=f"{name}.csv",
                             mime="text/csv", key=f"dl_{key}_{name}", width="stretch", on_click="ignore")
     exp = st.session_state.get("experiment")
     rs = exp.runs if exp is not None else {}

@@ -39,9 +39,9 @@ def render(rs):
     ui.chart(figures.attention_heatmap(af, src, tgt, ideal=ideal), key="att_heat")
     st.number_input("Example from the probe batch", 0, B - 1, key="att_example")
     st.markdown("#### Token accuracy (teacher forcing), with and without attention")
-    hist = analysis.history_frames(rs)
-    ui.chart(figures.loss_curves(hist, metric=True), key="att_acc")
-    ui.downloads({"attention": af, "history": hist}, key="att")
+    ui.chart(lambda: figures.loss_curves(analysis.history_frames(rs), metric=True), key="att_acc",
+             every=ui.LIVE_EVERY)
+    ui.downloads({"attention": af, "history": lambda: analysis.history_frames(rs)}, key="att")
 
 
 ui.live(render)

@@ -41,9 +41,9 @@ def render(rs):
     st.markdown("#### Saturation over training")
     ui.explain("Fraction of (unit, step) values below 0.05 or above 0.95 on the probe batch. Saturated gates pass "
                "almost no gradient through their own derivative σ'(a) = σ(a)(1 − σ(a)).")
-    gs = analysis.gate_stats_frames(gated)
-    ui.chart(figures.gate_saturation(gs[gs.run == label]), key="gates_sat")
-    ui.downloads({"gates": gf, "gate_stats": gs}, key="gates")
+    ui.chart(lambda: figures.gate_saturation(analysis.gate_stats_frames({label: t})), key="gates_sat",
+             every=ui.LIVE_EVERY, deps=(label,))
+    ui.downloads({"gates": gf, "gate_stats": lambda: analysis.gate_stats_frames(gated)}, key="gates")
 
 
 ui.live(render)

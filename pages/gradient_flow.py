@@ -32,9 +32,9 @@ def render(rs):
         now, then = st.columns(2)
         with now:
             ui.chart(figures.grad_norm_vs_time(gf, step=step, predicted=pred), key="gf_curve")
-        with then:
-            ui.chart(figures.grad_norm_vs_time(gf, step=0, predicted=analysis.predicted_frames(rs, 0)),
-                     key="gf_curve0")
+        with then:  # step 0 does not change while training
+            ui.chart(lambda: figures.grad_norm_vs_time(gf, step=0, predicted=analysis.predicted_frames(rs, 0)),
+                     key="gf_curve0", every=3600)
     else:
         ui.chart(figures.grad_norm_vs_time(gf, step=step, predicted=pred), key="gf_curve")
     ui.explain("Read it right to left: the loss sits at the last step; each step back multiplies by one "
@@ -49,23 +49,23 @@ def render(rs):
     if len(table):
         ui.explain("Measured: least-squares slope of log10 ‖∂L/∂h_t‖ per step (layer 0). For a tanh RNN it sits "
                    "at or below log10 σ_max; the spectral radius ρ sets the long-run rate.")
-        # "–" where a rate does not apply (gated cells, a replayed snapshot): Streamlit would print "None"
-        st.dataframe(table.style.format(precision=4, na_rep="–"), hide_index=True, width="stretch")
+        ui.table(table)  # "–" where a rate does not apply (gated cells, a replayed snapshot)
 
     st.markdown("#### How gradient flow changes while the model learns")
     ui.explain("Each row is one snapshot (training step), each column a time step; colour is log10 ‖∂L/∂h_t‖.")
     cols = st.columns(len(rs))
     for col, label in zip(cols, rs, strict=True):
         with col:
-            ui.chart(figures.grad_flow_heatmap(gf, run=label), key=f"gf_heat_{label}")
+            ui.chart(lambda label=label: figures.grad_flow_heatmap(gf, run=label), key=f"gf_heat_{label}",
+                     every=ui.LIVE_EVERY)
 
     st.markdown("#### Global gradient norm, before and after clipping")
     ui.explain("Clipping (Pascanu et al. 2013): if ‖g‖ ≥ threshold, g ← threshold · g / ‖g‖. The dashed line "
                "is the threshold; points above it were rescaled.")
-    hist = analysis.history_frames(rs)
     clip = ui.controls().clip or None
-    ui.chart(figures.global_grad_norm(hist, clip=clip), key="gf_global")
-    ui.downloads({"grad_flow": gf, "history": hist}, key="gf")
+    ui.chart(lambda: figures.global_grad_norm(analysis.history_frames(rs), clip=clip), key="gf_global",
+             every=ui.LIVE_EVERY, deps=(clip,))
+    ui.downloads({"grad_flow": gf, "history": lambda: analysis.history_frames(rs)}, key="gf")
 
 
 ui.live(render)

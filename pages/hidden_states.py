@@ -76,18 +76,21 @@ def render(rs):
     ui.chart(figures.pca_trajectories(pf, dims=dims, color=color), key="hs_pca")
 
     example = st.number_input("Sequence of the probe batch", 0, B - 1, 0, key="hs_example")
-    uf = analysis.unit_frame(snap, layer=layer, direction=0, example=example)
+    def units():  # h_t of one sequence: unit, t, value
+        return analysis.unit_frame(snap, layer=layer, direction=0, example=example)
+
     st.markdown("#### Units × time")
     ui.explain("h_t of every unit for one sequence: rows are units, columns time steps.")
-    ui.chart(figures.unit_heatmap(uf), key="hs_units")
+    ui.chart(lambda: figures.unit_heatmap(units()), key="hs_units", every=ui.LIVE_EVERY, deps=(label, layer, example))
 
     if t.task.name in ("char_lm", "hello"):
         unit = st.slider("Unit to colour the text by", 0, H - 1, 0, key="hs_unit")
         chars = list(t.task.decode(t.probe.x[example]))
+        uf = units()
         vals = uf[uf.unit == unit].sort_values("t").value.tolist()
         st.markdown("#### The text, coloured by the unit's activation (red −1 … blue +1)")
         st.html(figures.text_activation_html(chars, vals))
-    ui.downloads({"pca": pf, "units": uf}, key="hs")
+    ui.downloads({"pca": pf, "units": units}, key="hs")
 
 
 ui.live(render)

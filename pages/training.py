@@ -27,13 +27,13 @@ def render(rs):
     ui.explain(f"Dashed: {t0.task.baseline_note} A model that does not beat it has learned nothing useful.")
     ui.chart(figures.loss_curves(hist), key="tr_loss")
     st.markdown(f"#### Task metric: {t0.task.metric_name}")
-    ui.chart(figures.loss_curves(hist, metric=True), key="tr_metric")
+    ui.chart(lambda: figures.loss_curves(hist, metric=True), key="tr_metric", every=ui.LIVE_EVERY)
     st.markdown("#### Gradient norm per layer")
     ui.explain("‖∂L/∂θ‖ of each group of parameters per step (before clipping).")
-    lg = analysis.layer_grad_frames(rs)
-    ui.chart(figures.layer_grad_norms(lg), key="tr_layers")
-    ui.downloads({"history": hist, "layer_grads": lg, "grad_flow": analysis.grad_flow_frames(rs),
-                  "gate_stats": analysis.gate_stats_frames(rs)}, key="tr")
+    ui.chart(lambda: figures.layer_grad_norms(analysis.layer_grad_frames(rs)), key="tr_layers", every=ui.LIVE_EVERY)
+    ui.downloads({"history": hist, "layer_grads": lambda: analysis.layer_grad_frames(rs),
+                  "grad_flow": lambda: analysis.grad_flow_frames(rs),
+                  "gate_stats": lambda: analysis.gate_stats_frames(rs)}, key="tr")
 
 
 ui.live(render)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from rnnviz import theory
 from rnnviz.tracing import spectral_bound
+from rnnviz.training import grad_flow_frame
 
 MAX_PCA_ROWS = 20_000  # h_t vectors pooled for the PCA fit (an even subsample beyond this)
 
@@ -47,15 +48,7 @@ def grad_flow_frames(runs: dict) -> pd.DataFrame:
 
 def grad_flow_frames_from(snaps: dict[str, list]) -> pd.DataFrame:
     """grad_flow_frames for bare snapshots: {label: [Snapshot, ...]} (e.g. an uploaded module's trace)."""
-    frames = {}
-    for label, ss in snaps.items():
-        parts = []
-        for s in ss:
-            L, D, T = s.grad_norm.shape
-            idx = np.indices((L, D, T)).reshape(3, -1)  # (3, L*D*T)
-            parts.append(pd.DataFrame({"step": s.step, "layer": idx[0], "direction": idx[1], "t": idx[2],
-                                       "grad_norm": np.asarray(s.grad_norm, dtype=np.float64).reshape(-1)}))
-        frames[label] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    frames = {label: grad_flow_frame(ss) for label, ss in snaps.items()}
     return _with_run(frames, ["step", "layer", "direction", "t", "grad_norm"])
 
 

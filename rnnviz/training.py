@@ -113,6 +113,23 @@ class Snapshot:
         return snap
 
 
+def grad_flow_frame(snapshots: list[Snapshot]) -> pd.DataFrame:
+    """step, layer, direction, t, grad_norm: ||dL/dh_t|| of each snapshot, one row per (snapshot, layer, dir, t)."""
+    cols = ["step", "layer", "direction", "t", "grad_norm"]
+    if not snapshots:
+        return pd.DataFrame(columns=cols)
+    shapes = {s.grad_norm.shape for s in snapshots}
+    if len(shapes) > 1:  # snapshots of different lengths (not from one trainer): one block each
+        return pd.concat([grad_flow_frame([s]) for s in snapshots], ignore_index=True)
+    L, D, T = shapes.pop()
+    n = len(snapshots)
+    idx = np.indices((L, D, T)).reshape(3, -1)  # (3, L*D*T): layer, direction, t of each row of one snapshot
+    norms = np.stack([np.asarray(s.grad_norm, dtype=np.float64) for s in snapshots])  # (n, L, D, T)
+    return pd.DataFrame({"step": np.repeat([s.step for s in snapshots], L * D * T),
+                         "layer": np.tile(idx[0], n), "direction": np.tile(idx[1], n), "t": np.tile(idx[2], n),
+                         "grad_norm": norms.reshape(-1)}, columns=cols)
+
+
 @dataclass
 class _Bounded:
     """Rows kept with geometric thinning: when over `limit`, every other row of the older half goes."""
@@ -155,6 +172,7 @@ class Trainer:
         self.layer_history = _Bounded(self.cfg.max_history)
         self.snapshots: list[Snapshot] = []
         self.snapshots_thinned_before: int | None = None
+        self._grad_flow_cache: tuple | None = None  # (snapshots' identity, grad_flow_frame)
         self.changes: list[dict] = []  # rows: step, setting, old, new (retune while training)
         if self.cfg.snapshot_every:
             self.take_snapshot()
@@ -308,16 +326,13 @@ class Trainer:
         return pd.DataFrame(self.layer_history.rows, columns=["step", "group", "grad_norm"])
 
     def grad_flow_frame(self) -> pd.DataFrame:
-        """step, layer, direction, t, grad_norm for every stored snapshot."""
-        parts = []
-        for s in self.snapshots:
-            L, D, T = s.grad_norm.shape
-            idx = np.indices((L, D, T)).reshape(3, -1)
-            parts.append(pd.DataFrame({"step": s.step, "layer": idx[0], "direction": idx[1], "t": idx[2],
-                                       "grad_norm": s.grad_norm.reshape(-1)}))
-        if not parts:
-            return pd.DataFrame(columns=["step", "layer", "direction", "t", "grad_norm"])
-        return pd.concat(parts, ignore_index=True)
+        """step, layer, direction, t, grad_norm for every stored snapshot. Built again only when the snapshots
+        changed (a live tick without a new snapshot reuses it); callers must not modify it."""
+        key = (len(self.snapshots), id(self.snapshots[0]) if self.snapshots else None,
+               id(self.snapshots[-1]) if self.snapshots else None)
+        if self._grad_flow_cache is None or self._grad_flow_cache[0] != key:
+            self._grad_flow_cache = (key, grad_flow_frame(self.snapshots))
+        return self._grad_flow_cache[1]
 
     def gate_stats_frame(self) -> pd.DataFrame:
         rows = [{"step": s.step, **r} for s in self.snapshots for r in s.gate_stats]
@@ -394,4 +409,5 @@ def accuracy_vs_length(model_cfg: ModelConfig, train_cfg: TrainConfig, lengths, 
     return pd.DataFrame(rows, columns=["length", "attention", "accuracy"])
 
 
-__all__ = ["OPTIMIZERS", "RETUNABLE", "Snapshot", "TrainConfig", "Trainer", "accuracy_vs_length", "sample_text"]
+__all__ = ["OPTIMIZERS", "RETUNABLE", "Snapshot", "TrainConfig", "Trainer", "accuracy_vs_length", "grad_flow_frame",
+           "sample_text"]
