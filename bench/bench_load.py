@@ -288,15 +288,17 @@ def replica_ratio(n: int, window: float, warmup: float, presets: str, rounds: in
                     everyone(start, tabs[k])
                     with KeepTraining(tabs[k]) as keeper:
                         time.sleep(warmup)
-                        res = measure(deps[k].url, tabs[k], [x.proc.pid for x in deps[k].replicas], window, 0,
+                        res = measure(deps[k].url, tabs[k], [x.proc.pid for x in deps[k].replicas], window, 1,
                                       deps[k].url, keeper)
                     res["spread"] = sorted(t.cookies.get("rnnviz_replica", "?") for t in tabs[k])
                     out[k].append(res)
                     everyone(pause, tabs[k])
                     print(f"  {k} replica(s) {res['spread']}: {res['model_steps_per_s']:.0f} model steps/s "
-                          f"(per session {mmm(res['steps_per_s'], '{:.1f}')}), server cores {res['cores']:.2f}, "
-                          f"RSS {res['rss_mb']:.0f} MB, health p99 {pct(res['health'], .99) * 1e3:.0f} ms, "
-                          f"load {res['load']}, {res['restarts']}× Start at N", flush=True)
+                          f"(per session {mmm(res['steps_per_s'], '{:.1f}')}; {res['trained']} trained, "
+                          f"{res['waiting']} in the queue), redraws/s per session {mmm(res['redraws_per_s'])}, "
+                          f"fairness {res['fairness']:.2f}, health p99 {pct(res['health'], .99) * 1e3:.0f} ms, "
+                          f"new visitor {mmm(res['visitor'], '{:.1f}')} s, server cores {res['cores']:.2f}, "
+                          f"RSS {res['rss_mb']:.0f} MB, load {res['load']}, {res['restarts']}× Start at N", flush=True)
         finally:
             close_all(tabs[1] + tabs[2])
         return out

@@ -246,6 +246,27 @@ def test_gradient_flow_start_pause_step(open_app):
     app.assert_no_exception("gradient_flow after Step")
 
 
+def test_start_after_steps_keeps_the_page(open_app):
+    """Start runs the whole page with the live fragment in it; when that run trained longer than a tick, the
+    browser's tick timer fired during it and Streamlit's client failed on the next deltas ("Bad delta path index
+    9"), leaving a blank page (3 of 5 tries). A full run now trains at most FULL_RUN_BUDGET."""
+    app = open_app()
+    errors: list[str] = []
+    app.page.on("pageerror", lambda e: errors.append(str(e)))
+    app.page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    app.goto("/gradient_flow")
+    app.page.wait_for_selector(".st-key-gf_curve .main-svg")
+    for _ in range(3):
+        app.step()
+        app.step()
+        app.start()
+        app.page.wait_for_timeout(2500)  # several ticks
+        assert app.page.locator('[data-testid="stSidebar"]').count() == 1, f"the page went blank: {errors}"
+        app.pause()
+    assert not [e for e in errors if "delta path" in e], errors
+    app.assert_no_exception("gradient_flow after Start")
+
+
 # -- 3. URL state -----------------------------------------------------------------------------------------------
 def test_url_settings_carry_over_and_controls_update_the_url(open_app):
     app = open_app("/?task=reverse&cells=gru&seq_len=12")

@@ -362,3 +362,30 @@ def test_a_preset_pauses_at_its_n_with_its_claims_open(monkeypatch):
     at.button(key="btn_start").click().run()  # Start trains on past N
     at.run()
     assert min(step_counts(at)) > 3
+
+
+def chart_specs(at: AppTest) -> dict[str, str]:
+    """Each plotly chart's figure JSON by its key (the element id ends with the key)."""
+    return {c.proto.id.rsplit("-", 1)[-1]: c.proto.spec for c in at.get("plotly_chart")}
+
+
+def test_while_training_secondary_charts_are_sent_unchanged_and_rebuilt_when_paused(monkeypatch):
+    import pages._ui as ui
+
+    monkeypatch.setattr(ui, "LIVE_EVERY", 3600.0)  # no rebuild by the clock during the test
+    at = app().run()
+    at.switch_page("pages/gradient_flow.py").run()
+    at.button(key="btn_start").click().run()
+    first, snap1 = chart_specs(at), at.session_state["experiment"].runs["RNN (tanh)"].latest.step
+    at.run()  # the next tick
+    no_exception(at)
+    second, snap2 = chart_specs(at), at.session_state["experiment"].runs["RNN (tanh)"].latest.step
+    secondary = ["gf_heat_RNN (tanh)", "gf_heat_LSTM", "gf_heat_GRU", "gf_global", "gf_curve0"]
+    assert set(secondary + ["gf_curve"]) <= set(first), sorted(first)
+    assert snap2 > snap1, (snap1, snap2)  # a new snapshot: the main chart follows it
+    assert second["gf_curve"] != first["gf_curve"]
+    assert {k: second[k] for k in secondary} == {k: first[k] for k in secondary}  # sent again, unchanged
+    at.button(key="btn_pause").click().run()
+    paused = chart_specs(at)
+    assert all(paused[k] != first[k] for k in secondary if k != "gf_curve0"), "paused: every chart is current"
+    assert paused["gf_curve0"] == first["gf_curve0"]  # step 0 does not change

@@ -209,3 +209,24 @@ def test_train_config_round_trips_and_rejects_bad_dicts():
         TrainConfig.from_dict({**c.to_dict(), "colour": "red"})
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig.from_dict({**c.to_dict(), "batch_size": 0})
+
+
+def _grad_flow_rows(tr: Trainer) -> pd.DataFrame:
+    """The frame written out by hand: one row per (snapshot, layer, direction, t), in that order."""
+    rows = [(s.step, i, d, t, float(s.grad_norm[i, d, t])) for s in tr.snapshots
+            for i in range(s.grad_norm.shape[0]) for d in range(s.grad_norm.shape[1])
+            for t in range(s.grad_norm.shape[2])]
+    return pd.DataFrame(rows, columns=["step", "layer", "direction", "t", "grad_norm"])
+
+
+def test_grad_flow_frame_is_every_snapshot_and_follows_new_and_thinned_snapshots():
+    tr = Trainer(ModelConfig(cell="lstm", hidden_size=8, num_layers=2, bidirectional=True),
+                 TrainConfig(task="adding", seq_len=12, batch_size=4, snapshot_every=1, snapshot_budget_mb=1.0))
+    tr.step(3)
+    pd.testing.assert_frame_equal(tr.grad_flow_frame(), _grad_flow_rows(tr), check_dtype=False)
+    assert tr.grad_flow_frame() is tr.grad_flow_frame()  # unchanged snapshots: the same frame, not rebuilt
+    tr.step(1)  # a new snapshot
+    pd.testing.assert_frame_equal(tr.grad_flow_frame(), _grad_flow_rows(tr), check_dtype=False)
+    while tr.snapshots_thinned_before is None:  # train until the snapshot budget thins the older ones
+        tr.step(20)
+    pd.testing.assert_frame_equal(tr.grad_flow_frame(), _grad_flow_rows(tr), check_dtype=False)
