@@ -24,7 +24,7 @@ def render(rs):
     hist = analysis.history_frames(rs)
     t0 = next(iter(rs.values()))
     st.markdown(f"#### Loss — {t0.task.name}, trivial baseline {t0.task.baseline:.4g}")
-    ui.explain(f"Dashed: {t0.task.baseline_note} A model that does not beat it has learned nothing useful.")
+    ui.explain(f"Dashed: {t0.task.baseline_note}. A model that does not beat it has learned nothing useful.")
     ui.chart(figures.loss_curves(hist), key="tr_loss")
     st.markdown(f"#### Task metric: {t0.task.metric_name}")
     ui.chart(lambda: figures.loss_curves(hist, metric=True), key="tr_metric", every=ui.LIVE_EVERY)
