@@ -646,9 +646,25 @@ def gate_saturation(gs: pd.DataFrame) -> go.Figure:
 # Hidden states
 
 
+def _paths(pf: pd.DataFrame, cols: list[str]) -> dict[str, np.ndarray]:
+    """The rows of several sequences as one trace: each sequence in t order, a NaN row between two sequences (a
+    gap in the line). pf has columns sequence, t and `cols`; returns each column as an array with the gaps."""
+    pf = pf.sort_values(["sequence", "t"], kind="stable")
+    seq = pf["sequence"].to_numpy()
+    cuts = np.flatnonzero(seq[1:] != seq[:-1]) + 1  # first row of each sequence after the first
+    out = {}
+    for c in ["sequence", "t", *cols]:
+        v = pf[c].to_numpy()
+        gap = None if v.dtype.kind in "fiub" else ""  # numbers: NaN; text (labels): ""
+        v = v.astype(np.float64) if gap is None else v.astype(object)
+        out[c] = np.insert(v, cuts, np.nan if gap is None else gap)
+    return out
+
+
 def pca_trajectories(pf: pd.DataFrame, dims: int = 2, color: str = "t", explained=None) -> go.Figure:
-    """One lines+markers trajectory per probe sequence in PCA space (analysis.pca_frame), coloured by time
-    step t (one continuous scale) or by label. A diamond marks t = 0. dims=3 draws go.Scatter3d.
+    """One lines+markers path per probe sequence in PCA space (analysis.pca_frame), coloured by time step t
+    (one continuous scale) or by label. A diamond marks t = 0. dims=3 draws go.Scatter3d. The paths of one
+    colour group share a trace (gaps between sequences): 2 traces however many sequences, cheap to send and draw.
     explained: optional (k,) variance fractions (analysis.explained_variance) for the axis titles."""
     if dims not in (2, 3):
         raise ValueError(f"dims must be 2 or 3, got {dims!r}")
@@ -660,31 +676,33 @@ def pca_trajectories(pf: pd.DataFrame, dims: int = 2, color: str = "t", explaine
     if _is_empty(pf):
         return _empty(title, axes[0], axes[1])
     pcs = [pf[f"pc{i + 1}"] if f"pc{i + 1}" in pf else pd.Series(0.0, index=pf.index) for i in range(dims)]
-    pf = pf.assign(**{f"_p{i}": p for i, p in enumerate(pcs)})
+    pf = pf.assign(**{f"_p{i}": p.astype(np.float64) for i, p in enumerate(pcs)})
     labels = pf["label"].astype(str) if "label" in pf else "seq " + pf["sequence"].astype(str)
     pf = pf.assign(label=labels)
     lab_colors = {lab: LABEL_COLORS[i % len(LABEL_COLORS)] for i, lab in enumerate(sorted(pf["label"].unique()))}
     T = int(pf["t"].max())
-    fig, shown = _figure(), set()
-    for seq, g in pf.groupby("sequence", sort=True):
-        g = g.sort_values("t")
-        lab = g["label"].iloc[0]
-        symbols = np.where(g["t"].to_numpy() == 0, "diamond", "circle")
+    tr = go.Scatter3d if dims == 3 else go.Scatter
+    size = 8 if dims == 2 else 4
+    hover = "seq %{customdata[0]} (%{customdata[1]})<br>t = %{customdata[2]}<extra></extra>"
+    fig = _figure()
+    groups = [("all", pf)] if color == "t" else list(pf.groupby("label", sort=True))
+    for lab, g in groups:
+        g = g.assign(label=g["label"].map(html.escape))
+        p = _paths(g, [f"_p{i}" for i in range(dims)] + ["label"])
+        xyz = {k: p[f"_p{i}"] for i, k in enumerate("xyz"[:dims])}
+        custom = np.stack([p["sequence"], p["label"], p["t"]], axis=1)
+        symbols = np.where(p["t"] == 0, "diamond", "circle")
         if color == "t":
-            marker = {"color": g["t"], "coloraxis": "coloraxis", "symbol": symbols, "size": 8 if dims == 2 else 4}
+            marker = {"color": p["t"], "coloraxis": "coloraxis", "symbol": symbols, "size": size}
             line = {"color": "rgba(110, 110, 110, 0.45)", "width": 2}
-            kw = {"name": f"seq {seq} ({lab})", "showlegend": False}
+            kw = {"name": "probe sequences", "showlegend": False}
         else:
             c = lab_colors[lab]
-            marker = {"color": c, "symbol": symbols, "size": 8 if dims == 2 else 4}
+            marker = {"color": c, "symbol": symbols, "size": size}
             line = {"color": c, "width": 2}
-            kw = {"name": lab, "legendgroup": lab, "showlegend": lab not in shown}
-            shown.add(lab)
-        hover = f"seq {seq} ({html.escape(str(lab))})<br>t = %{{customdata}}<extra></extra>"
-        xyz = {"x": g["_p0"], "y": g["_p1"]} | ({"z": g["_p2"]} if dims == 3 else {})
-        tr = go.Scatter3d if dims == 3 else go.Scatter
-        fig.add_trace(tr(**xyz, mode="lines+markers", marker=marker, line=line, customdata=g["t"],
-                         hovertemplate=hover, **kw))
+            kw = {"name": str(lab), "legendgroup": str(lab), "showlegend": True}
+        fig.add_trace(tr(**xyz, mode="lines+markers", marker=marker, line=line, customdata=custom,
+                         hovertemplate=hover, connectgaps=False, **kw))
     fig = _layout(fig, title, note="one path per probe sequence · diamond: t = 0",
                   coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": max(T, 1), "showscale": color == "t",
                              "colorbar": {"title": {"text": "time step t"}}})

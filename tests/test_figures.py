@@ -330,7 +330,13 @@ def test_pca_trajectories():
     pf = _pf()
     fig = F.pca_trajectories(pf)
     _projector_ready(fig)
-    assert len(fig.data) == 4 and all(isinstance(d, go.Scatter) for d in fig.data)
+    # one trace: the 4 paths of 5 steps each, a gap (NaN) between paths; t = 0 drawn as a diamond
+    assert len(fig.data) == 1 and isinstance(fig.data[0], go.Scatter) and not fig.data[0].connectgaps
+    x = np.asarray(fig.data[0].x, dtype=float)
+    assert len(x) == 4 * 5 + 3 and np.isnan(x[5::6]).all() and np.isfinite(np.delete(x, [5, 11, 17])).all()
+    first = pf[pf.sequence == 0].sort_values("t")
+    np.testing.assert_allclose(x[:5], first["pc1"]) and np.testing.assert_allclose(fig.data[0].y[:5], first["pc2"])
+    assert list(fig.data[0].marker.symbol[:6]) == ["diamond"] + ["circle"] * 5
     assert fig.data[0].mode == "lines+markers" and fig.layout.coloraxis.showscale
     assert fig.layout.xaxis.title.text.startswith("PC1")
     f3 = F.pca_trajectories(pf, dims=3, color="label", explained=[0.5, 0.3, 0.1])
