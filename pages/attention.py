@@ -33,10 +33,11 @@ def render(rs):
     tgt = [t.task.itos[i] for i in t.probe.y[example].tolist()]
     ideal = {"reverse": "anti-diagonal", "copy": "diagonal"}.get(t.task.name)
     st.markdown(f"#### Where each output looks — {label}, step {snap.step}")
+    ui.chart(figures.attention_heatmap(af, src, tgt, ideal=ideal), key="att_heat")
+    # how to read it, under the chart: with the claims open at N the heatmap still fits a 1280x800 screen
     ui.explain("Rows: decoder steps (the target token each should produce); columns: encoder steps (source "
                "tokens). Each row sums to 1. Dotted: the alignment the task calls for (reverse: output i reads "
                "source T−1−i). The preset's claim measures the share of the weight on it.")
-    ui.chart(figures.attention_heatmap(af, src, tgt, ideal=ideal), key="att_heat")
     st.number_input("Example from the probe batch", 0, B - 1, key="att_example")
     st.markdown("#### Token accuracy (teacher forcing), with and without attention")
     ui.chart(lambda: figures.loss_curves(analysis.history_frames(rs), metric=True), key="att_acc",

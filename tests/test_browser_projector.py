@@ -130,6 +130,22 @@ def test_status_and_main_chart_fit_a_1280x800_screen(projector, page, mode):
                           + ". Above the chart:\n" + above(app, key))
 
 
+def test_attention_preset_at_n_fits_with_its_claims_open(projector):
+    """The attention preset pauses at N with its claims expander open (normal mode): the heatmap, the proof the
+    claims are about, must still be on a 1280x800 screen (it ended at 859 px before its caption moved under it)."""
+    app = projector("/")
+    app.load_preset("Attention vs the context-vector bottleneck")
+    app.start()
+    app.page.get_by_text("paused at N").first.wait_for(timeout=120_000)
+    app.wait_idle()
+    app.page.wait_for_selector(".st-key-att_heat .main-svg")
+    app.assert_no_exception("attention preset at N")
+    assert app.page.get_by_text("holds").count() >= 3, "the claims are not shown open at N"
+    chart = app.page.locator(".st-key-att_heat").bounding_box()
+    assert chart["y"] + chart["height"] <= PROJECTOR["height"], (
+        f"the attention heatmap ends at {chart['y'] + chart['height']:.0f} px. Above it:\n" + above(app, "att_heat"))
+
+
 # every text element plotly drew in the chart's SVG, with its computed size and fill
 TEXTS_JS = """(key) => {
   const root = document.querySelector('.st-key-' + key + ' .js-plotly-plot');
