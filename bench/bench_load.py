@@ -14,7 +14,7 @@ press ▶ Start and watch (the client answers the live fragment's run_every tick
 Single process (`streamlit run app.py`), for each N in --sessions:
   sessions held          tabs still connected at the end / opened (a preset pauses at its N steps: the
                          student presses ▶ Start again, counted as "× Start at N"); beyond the admission's
-                         capacity (4 per process) the others wait in the visible queue: "k trained, m in the
+                         capacity (8 per process) the others wait in the visible queue: "k trained, m in the
                          queue", and the per-session figures below are over the sessions that trained
   steps/s per session    the status line's step count over the measuring window (min / median / max)
   redraws/s per session  live-area reruns that reached the tab (status line + charts) per second (min/med/max)
