@@ -46,8 +46,8 @@ from dataclasses import dataclass
 
 BUSY = "Server busy: your run starts when a slot frees, position {k}"
 # One process trains on about one core for its Python (one GIL) whatever the machine. Measured with
-# bench/bench_load.py on 2 cores: 8 sessions in one process each got about 1.9 redraws a second, within 1.3x of
-# each other, health p99 under 0.2 s. More students: more processes (deploy/serve.py runs one per core behind
+# bench/bench_load.py on 2 cores: 8 sessions in one process each got 1.20-1.33 redraws a second, within 1.2x of
+# each other, health p99 under 0.25 s. More students: more processes (deploy/serve.py runs one per core behind
 # HAProxy).
 CAPACITY = 8
 PERIOD = 0.8  # seconds: each training session redraws about once per period (at least one redraw a second)
@@ -166,4 +166,3 @@ def admission() -> Admission:
                                   period=float(os.environ.get("RNNVIZ_TICK_PERIOD", str(PERIOD))),
                                   train_floor=TRAIN_FLOOR)
         return _INSTANCE
-

@@ -586,7 +586,7 @@ def chart(fig, key: str, every: float | None = None, deps: tuple = ()) -> None:
     every: while training, rebuild this chart at most every `every` seconds (a page's secondary charts: only its
     main chart follows every tick). In between, the figure built last is sent again unchanged: no rebuild on the
     server, and no redraw in the browser, whose plotly element skips a figure it already shows (measured: an
-    unchanged figure costs the browser ~5 ms, a changed one ~40–70 ms). `deps` are the chart's other inputs
+    unchanged figure costs the browser ~5 ms, a changed one ~40 ms). `deps` are the chart's other inputs
     (a selected layer, example, ...): a change rebuilds at once. Paused, every chart is rebuilt on every run."""
     ss = st.session_state
     cache = ss.setdefault("chart_cache", {})

@@ -655,16 +655,15 @@ def _paths(pf: pd.DataFrame, cols: list[str]) -> dict[str, np.ndarray]:
     out = {}
     for c in ["sequence", "t", *cols]:
         v = pf[c].to_numpy()
-        gap = None if v.dtype.kind in "fiub" else ""  # numbers: NaN; text (labels): ""
-        v = v.astype(np.float64) if gap is None else v.astype(object)
-        out[c] = np.insert(v, cuts, np.nan if gap is None else gap)
+        numeric = v.dtype.kind in "fiub"  # numbers get NaN in the gaps, text (labels) ""
+        out[c] = np.insert(v.astype(np.float64 if numeric else object), cuts, np.nan if numeric else "")
     return out
 
 
 def pca_trajectories(pf: pd.DataFrame, dims: int = 2, color: str = "t", explained=None) -> go.Figure:
     """One lines+markers path per probe sequence in PCA space (analysis.pca_frame), coloured by time step t
     (one continuous scale) or by label. A diamond marks t = 0. dims=3 draws go.Scatter3d. The paths of one
-    colour group share a trace (gaps between sequences): 2 traces however many sequences, cheap to send and draw.
+    colour group share a trace (gaps between sequences): one trace by time, one per label, however many sequences.
     explained: optional (k,) variance fractions (analysis.explained_variance) for the axis titles."""
     if dims not in (2, 3):
         raise ValueError(f"dims must be 2 or 3, got {dims!r}")
