@@ -32,36 +32,195 @@ from pathlib import Path
 
 CPP = r"""
 #include <torch/extension.h>
+#include <immintrin.h>
+#include <cmath>
+#include <ATen/core/dispatch/Dispatcher.h>
 
-// act (T, D, B, 4H): the activated gates i, f, g, o. c0 (D, B, H). Returns c (T, D, B, H): c_t = f_t c_{t-1} + i_t g_t.
-torch::Tensor lstm_cell_scan(torch::Tensor act, torch::Tensor c0) {
+// SLEEF's 8-wide float exp and tanh (1 ulp), exported by libtorch_cpu, which ATen's own kernels use.
+extern "C" __m256 Sleef_expf8_u10avx2(__m256);
+extern "C" __m256 Sleef_tanhf8_u10avx2(__m256);
+
+static bool avx2() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+}
+
+// y = tanh(x) and y = sigmoid(x) = 1 / (1 + exp(-x)) over n values (x may be y): 8 at a time where the CPU has
+// AVX2 (the tail through a zero-padded register), else one at a time with libm.
+__attribute__((target("avx2,fma"))) static void tanh8(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, Sleef_tanhf8_u10avx2(_mm256_loadu_ps(x + i)));
+  if (i < n) {
+    float buf[8] = {0};
+    for (int64_t j = i; j < n; ++j) buf[j - i] = x[j];
+    _mm256_storeu_ps(buf, Sleef_tanhf8_u10avx2(_mm256_loadu_ps(buf)));
+    for (int64_t j = i; j < n; ++j) y[j] = buf[j - i];
+  }
+}
+
+__attribute__((target("avx2,fma"))) static inline __m256 sigmoid8(__m256 v) {
+  const __m256 one = _mm256_set1_ps(1.f);
+  return _mm256_div_ps(one, _mm256_add_ps(one, Sleef_expf8_u10avx2(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+}
+
+__attribute__((target("avx2,fma"))) static void sigmoid8n(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, sigmoid8(_mm256_loadu_ps(x + i)));
+  if (i < n) {
+    float buf[8] = {0};
+    for (int64_t j = i; j < n; ++j) buf[j - i] = x[j];
+    _mm256_storeu_ps(buf, sigmoid8(_mm256_loadu_ps(buf)));
+    for (int64_t j = i; j < n; ++j) y[j] = buf[j - i];
+  }
+}
+
+// y (M, N) += x (M, K) Wt (K, N), four k at a time so each row of y is loaded and stored K/4 times. The float
+// version is compiled for AVX-512, AVX2 and plain x86-64, chosen at load time (gcc's target_clones).
+template <typename T> static void small_gemm(const T* x, T* y, const T* w, int64_t M, int64_t K, int64_t N) {
+  for (int64_t m = 0; m < M; ++m) {
+    const T* xr = x + m * K;
+    T* __restrict__ yr = y + m * N;
+    int64_t k = 0;
+    for (; k + 4 <= K; k += 4) {
+      const T x0 = xr[k], x1 = xr[k + 1], x2 = xr[k + 2], x3 = xr[k + 3];
+      const T* __restrict__ w0 = w + k * N;
+      for (int64_t n = 0; n < N; ++n) yr[n] += x0 * w0[n] + x1 * w0[N + n] + x2 * w0[2 * N + n] + x3 * w0[3 * N + n];
+    }
+    for (; k < K; ++k)
+      for (int64_t n = 0; n < N; ++n) yr[n] += xr[k] * w[k * N + n];
+  }
+}
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void small_gemm(const float* x, float* y, const float* w, int64_t M, int64_t K, int64_t N) {
+  for (int64_t m = 0; m < M; ++m) {
+    const float* xr = x + m * K;
+    float* __restrict__ yr = y + m * N;
+    int64_t k = 0;
+    for (; k + 4 <= K; k += 4) {
+      const float x0 = xr[k], x1 = xr[k + 1], x2 = xr[k + 2], x3 = xr[k + 3];
+      const float* __restrict__ w0 = w + k * N;
+      for (int64_t n = 0; n < N; ++n) yr[n] += x0 * w0[n] + x1 * w0[N + n] + x2 * w0[2 * N + n] + x3 * w0[3 * N + n];
+    }
+    for (; k < K; ++k)
+      for (int64_t n = 0; n < N; ++n) yr[n] += xr[k] * w[k * N + n];
+  }
+}
+
+// out_j += in_j Wl_j^T for each direction j: out (D, M, N), in (D, M, K), Wl (D, N, K) contiguous (a linear layer's
+// weight layout). The recurrent product of every step, forward (h_{s-1} W_hh^T) and backward (da_s W_hh).
+// float32 products of >= 2^20 multiply-adds go through oneDNN's matmul with the weight packed once (PyTorch's
+// mkldnn::_linear_pointwise; its fused LSTM uses oneDNN too): 35 vs 60 us at (8, 1024) x (1024, 256), where MKL
+// takes a slower path on AMD CPUs. Below that oneDNN's ~10 us fixed cost loses to ATen's addmm (MKL).
+struct Recurrent {
+  using Packer = at::Tensor(const at::Tensor&, std::optional<int64_t>);
+  using Linear = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                            c10::string_view);
+  int64_t D, M, N, K;
+  std::vector<at::Tensor> Wl;  // per direction (N, K)
+  std::vector<at::Tensor> packed;  // per direction, oneDNN's layout of Wl; empty: ATen's addmm
+  std::optional<c10::TypedOperatorHandle<Linear>> linear;
+  at::Tensor Wt;  // (D, K, N): Wl transposed, for products small enough for the loop below
+  Recurrent(const torch::Tensor& W, int64_t M_) : D(W.size(0)), M(M_), N(W.size(1)), K(W.size(2)) {
+    for (int64_t j = 0; j < D; ++j) Wl.push_back(W.select(0, j));
+    if (M * N * K <= (1 << 18)) {  // the loop below: 0.5 vs 1.5 us at (8, 32) x (32, 128), 2.1 vs 3.4 at 32x32x128
+      Wt = W.transpose(1, 2).contiguous();
+      return;
+    }
+    if (W.scalar_type() != torch::kFloat32 || M * N * K < (1 << 20)) return;
+    try {
+      auto& disp = c10::Dispatcher::singleton();
+      auto pack = disp.findSchema({"mkldnn::_reorder_linear_weight", ""});
+      auto lin = disp.findSchema({"mkldnn::_linear_pointwise", "binary"});
+      if (!pack || !lin) return;
+      auto packer = pack->typed<Packer>();
+      for (int64_t j = 0; j < D; ++j) packed.push_back(packer.call(Wl[j], M));
+      linear = lin->typed<Linear>();
+    } catch (const std::exception&) {  // no oneDNN here, or another signature: stay with addmm
+      packed.clear();
+      linear.reset();
+    }
+  }
+  template <typename scalar_t> void add(scalar_t* out, const scalar_t* in, const torch::TensorOptions& opt) {
+    if (Wt.defined()) {
+      for (int64_t j = 0; j < D; ++j)
+        small_gemm(in + j * M * K, out + j * M * N, Wt.data_ptr<scalar_t>() + j * K * N, M, K, N);
+      return;
+    }
+    for (int64_t j = 0; j < D; ++j) {
+      auto x = torch::from_blob(const_cast<scalar_t*>(in) + j * M * K, {M, K}, opt);
+      auto y = torch::from_blob(out + j * M * N, {M, N}, opt);
+      if (linear) {
+        y.copy_(linear->call(x, y, packed[j], std::nullopt, "add"));  // x Wl^T + y
+      } else {
+        y.addmm_(x, Wl[j].t());
+      }
+    }
+  }
+};
+
+template <typename T> static void tanh_n(const T* x, T* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+}
+template <> void tanh_n<float>(const float* x, float* y, int64_t n) {
+  if (avx2()) return tanh8(x, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+}
+template <typename T> static void sigmoid_n(const T* x, T* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = T(1) / (T(1) + std::exp(-x[i]));
+}
+template <> void sigmoid_n<float>(const float* x, float* y, int64_t n) {
+  if (avx2()) return sigmoid8n(x, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] = 1.f / (1.f + std::exp(-x[i]));
+}
+
+// One layer's forward, all directions, processing order. act (T, D, B, 4H): on entry x_t W_ih^T + b_ih + b_hh, on
+// exit the activated gates i, f, g, o. W (D, 4H, H): W_hh. h0, c0 (D, B, H). Returns h, c, tanh(c) (T, D, B, H):
+//     [i|f|g|o]_t = [sigma|sigma|tanh|sigma](xw_t + h_{t-1} W_hh^T),  c_t = f_t c_{t-1} + i_t g_t,  h_t = o_t tanh(c_t)
+std::vector<torch::Tensor> lstm_forward(torch::Tensor act, torch::Tensor W, torch::Tensor h0, torch::Tensor c0) {
   const int64_t T = act.size(0), D = act.size(1), B = act.size(2), H = act.size(3) / 4, N = D * B;
+  auto h = torch::empty({T, D, B, H}, act.options());
   auto c = torch::empty({T, D, B, H}, act.options());
-  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_cell_scan", [&] {
-    const scalar_t* pa = act.data_ptr<scalar_t>();
+  auto tc = torch::empty({T, D, B, H}, act.options());
+  Recurrent rec(W, B);  // W_hh is already (N = 4H, K = H)
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_forward", [&] {
+    scalar_t* pa = act.data_ptr<scalar_t>();
+    const scalar_t* ph0 = h0.data_ptr<scalar_t>();
     const scalar_t* pc0 = c0.data_ptr<scalar_t>();
+    scalar_t* ph = h.data_ptr<scalar_t>();
     scalar_t* pc = c.data_ptr<scalar_t>();
+    scalar_t* ptc = tc.data_ptr<scalar_t>();
     for (int64_t s = 0; s < T; ++s) {
+      rec.add(pa + s * N * 4 * H, s > 0 ? ph + (s - 1) * N * H : ph0, act.options());
       for (int64_t r = 0; r < N; ++r) {
-        const scalar_t* a = pa + (s * N + r) * 4 * H;
-        const scalar_t* cp = s > 0 ? pc + ((s - 1) * N + r) * H : pc0 + r * H;
-        scalar_t* out = pc + (s * N + r) * H;
-        for (int64_t h = 0; h < H; ++h) out[h] = a[h] * a[2 * H + h] + a[H + h] * cp[h];
+        scalar_t* __restrict__ a = pa + (s * N + r) * 4 * H;
+        sigmoid_n(a, a, 2 * H);
+        tanh_n(a + 2 * H, a + 2 * H, H);
+        sigmoid_n(a + 3 * H, a + 3 * H, H);
+        const scalar_t* __restrict__ cp = s > 0 ? pc + ((s - 1) * N + r) * H : pc0 + r * H;
+        scalar_t* __restrict__ cs = pc + (s * N + r) * H;
+        scalar_t* __restrict__ t = ptc + (s * N + r) * H;
+        scalar_t* __restrict__ hs = ph + (s * N + r) * H;
+        for (int64_t k = 0; k < H; ++k) cs[k] = a[k] * a[2 * H + k] + a[H + k] * cp[k];
+        tanh_n(cs, t, H);
+        for (int64_t k = 0; k < H; ++k) hs[k] = a[3 * H + k] * t[k];
       }
     }
   });
-  return c;
+  return {h, c, tc};
 }
 
-// d (T, D, B, H): on entry the direct gradient e, on exit the total dL/dh. e (T, D, B, H). act (T, D, B, 4H):
-// the activated gates i, f, g, o. c, tc (T, D, B, H): c_t and tanh(c_t). c0 (D, B, H). W (D, 4H, H).
-// k: truncation window, 0 for none. Returns da (T, D, B, 4H), the pre-activation gradients.
-torch::Tensor lstm_backward(torch::Tensor d, torch::Tensor e, torch::Tensor act, torch::Tensor c,
-                            torch::Tensor tc, torch::Tensor c0, torch::Tensor W, int64_t k) {
-  const int64_t T = e.size(0), D = e.size(1), B = e.size(2), H = e.size(3), N = D * B;
-  auto da = torch::empty({T, D, B, 4 * H}, e.options());
-  auto dcbuf = torch::zeros({2, N, H}, e.options());
-  AT_DISPATCH_FLOATING_TYPES(e.scalar_type(), "lstm_backward", [&] {
+// d (T, D, B, H): on entry the direct gradient e, on exit the total dL/dh. act (T, D, B, 4H): the activated
+// gates i, f, g, o. c, tc (T, D, B, H): c_t and tanh(c_t). c0 (D, B, H). Wt (D, H, 4H): W_hh^T. k: truncation window,
+// 0 for none. Returns da (T, D, B, 4H), the pre-activation gradients, and (T, D) float64: ||dL/dh_s|| over
+// units, mean over the batch.
+std::vector<torch::Tensor> lstm_backward(torch::Tensor d, torch::Tensor act, torch::Tensor c, torch::Tensor tc,
+                                         torch::Tensor c0, torch::Tensor Wt, int64_t k) {
+  const int64_t T = d.size(0), D = d.size(1), B = d.size(2), H = d.size(3), N = D * B;
+  auto da = torch::empty({T, D, B, 4 * H}, d.options());
+  auto dcbuf = torch::zeros({2, N, H}, d.options());
+  auto norm = torch::zeros({T, D}, d.options().dtype(torch::kFloat64));
+  Recurrent rec(Wt, B);  // d_{s-1} += da_s W_hh = da_s (W_hh^T)^T
+  AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "lstm_backward", [&] {
     scalar_t* pd = d.data_ptr<scalar_t>();
     const scalar_t* pa = act.data_ptr<scalar_t>();
     const scalar_t* pc = c.data_ptr<scalar_t>();
@@ -69,19 +228,23 @@ torch::Tensor lstm_backward(torch::Tensor d, torch::Tensor e, torch::Tensor act,
     const scalar_t* pc0 = c0.data_ptr<scalar_t>();
     scalar_t* pda = da.data_ptr<scalar_t>();
     scalar_t* pdc = dcbuf.data_ptr<scalar_t>();
+    double* pn = norm.data_ptr<double>();
     for (int64_t s = T - 1; s >= 0; --s) {
       const bool carry = s < T - 1 && (k == 0 || (s + 1) % k != 0);
       scalar_t* dcs = pdc + (s & 1) * N * H;
       const scalar_t* dcn = pdc + ((s + 1) & 1) * N * H;
       for (int64_t r = 0; r < N; ++r) {
-        const scalar_t* a = pa + (s * N + r) * 4 * H;
-        const scalar_t* fn = pa + ((s + 1) * N + r) * 4 * H + H;  // f_{s+1}: read only when carry
-        const scalar_t* cp = s > 0 ? pc + ((s - 1) * N + r) * H : pc0 + r * H;
-        const scalar_t* t = ptc + (s * N + r) * H;
-        const scalar_t* dv = pd + (s * N + r) * H;
-        const scalar_t* dn = dcn + r * H;
-        scalar_t* dc = dcs + r * H;
-        scalar_t* out = pda + (s * N + r) * 4 * H;
+        const scalar_t* __restrict__ a = pa + (s * N + r) * 4 * H;
+        const scalar_t* __restrict__ fn = pa + ((s + 1) * N + r) * 4 * H + H;  // f_{s+1}: read only when carry
+        const scalar_t* __restrict__ cp = s > 0 ? pc + ((s - 1) * N + r) * H : pc0 + r * H;
+        const scalar_t* __restrict__ t = ptc + (s * N + r) * H;
+        const scalar_t* __restrict__ dv = pd + (s * N + r) * H;  // complete now: step s + 1 added its term
+        const scalar_t* __restrict__ dn = dcn + r * H;
+        scalar_t* __restrict__ dc = dcs + r * H;
+        scalar_t* __restrict__ out = pda + (s * N + r) * 4 * H;
+        double ss = 0;
+        for (int64_t h = 0; h < H; ++h) ss += double(dv[h]) * double(dv[h]);
+        pn[s * D + r / B] += std::sqrt(ss) / double(B);
         if (carry) {
           for (int64_t h = 0; h < H; ++h) dc[h] = dv[h] * a[3 * H + h] * (1 - t[h] * t[h]) + fn[h] * dn[h];
         } else {
@@ -95,16 +258,10 @@ torch::Tensor lstm_backward(torch::Tensor d, torch::Tensor e, torch::Tensor act,
           out[3 * H + h] = dv[h] * t[h] * o * (1 - o);
         }
       }
-      if (s > 0 && (k == 0 || s % k != 0)) {
-        auto dprev = d.select(0, s - 1), eprev = e.select(0, s - 1), das = da.select(0, s);
-        for (int64_t j = 0; j < D; ++j) {
-          auto o = dprev.select(0, j);
-          at::addmm_out(o, eprev.select(0, j), das.select(0, j), W.select(0, j));
-        }
-      }
+      if (s > 0 && (k == 0 || s % k != 0)) rec.add(pd + (s - 1) * N * H, pda + s * N * 4 * H, d.options());
     }
   });
-  return da;
+  return {da, norm};
 }
 """
 
@@ -147,7 +304,7 @@ def _build():
 
     tmp = tempfile.mkdtemp(prefix="rnnviz_ext_")
     try:
-        mod = load_inline(name=name, cpp_sources=[CPP], functions=["lstm_cell_scan", "lstm_backward"],
+        mod = load_inline(name=name, cpp_sources=[CPP], functions=["lstm_forward", "lstm_backward"],
                           build_directory=tmp,
                           extra_cflags=["-O3"], verbose=False)
         try:  # cache for later processes: copy, then an atomic rename

@@ -248,13 +248,49 @@ def _affine(x: Tensor, W: Tensor, b: Tensor, add: tuple[Tensor, Tensor] | None =
     return ys[0].unsqueeze(1) if D == 1 else torch.stack(ys, dim=1)
 
 
+def _onednn_ok() -> bool:
+    """Whether oneDNN's matmul (the library behind PyTorch's fused CPU LSTM) can be called here."""
+    try:
+        op = torch.ops.mkldnn._linear_pointwise
+        a = torch.ones(2, 3)
+        return torch.backends.mkldnn.is_available() and torch.equal(op(a, a, None, "none", [], ""), a @ a.t())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+_ONEDNN = _onednn_ok()
+
+
+def _mm_nt(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
+    """a @ b^T (+ bias): a (M, K), b (N, K), bias (N,) -> (M, N).
+
+    float32 through oneDNN's matmul where PyTorch has it: 2.2x MKL's sgemm at the trace's shapes on an AMD
+    machine (bench_trace.py --part gemm; MKL takes a slower path on non-Intel CPUs), for dense operands only (a
+    row-strided view sent oneDNN to a reference kernel, 11 ms instead of 0.05); else torch's addmm / mm."""
+    if _ONEDNN and a.dtype == torch.float32 and a.shape[0] * a.shape[1] * b.shape[0] >= 1 << 20 and _dense(a) \
+            and _dense(b):  # below 2^20 multiply-adds oneDNN's fixed cost (~10 us) loses
+        return torch.ops.mkldnn._linear_pointwise(a, b, bias, "none", [], "")
+    return a @ b.t() if bias is None else torch.addmm(bias, a, b.t())
+
+
+def _dense(t: Tensor) -> bool:  # a matrix stored row- or column-major without gaps
+    return t.is_contiguous() or t.t().is_contiguous()
+
+
 def _weight_grad(dpre: Tensor, inp: Tensor) -> Tensor:
     """sum_{t,b} dpre^T inp per direction: (T, D, B, G), (T, D, B, k) -> (D, G, k).
 
     Computed as (inp^T dpre)^T: with a narrow inp (k = a few input features) MKL runs this orientation 5-10x
     faster than dpre^T inp (measured, one thread), and never slower."""
     T, D, B, G = dpre.shape
-    return torch.stack([(inp[:, d].reshape(T * B, -1).t() @ dpre[:, d].reshape(T * B, G)).t() for d in range(D)])
+    return torch.stack([_mm_nt(inp[:, d].reshape(T * B, -1).t(), dpre[:, d].reshape(T * B, G).t()).t()
+                        for d in range(D)])
+
+
+def _bias_grad(dpre: Tensor) -> Tensor:
+    """sum_{t,b} dpre per direction: (T, D, B, G) -> (D, G). Time first (whole rows), then the batch: 10x faster
+    than one sum over the two non-adjacent dims (measured, 3 ms at (50, 2, 32, 256))."""
+    return dpre.sum(dim=0).sum(dim=1)
 
 
 def _input_grad(dpre: Tensor, W_ih: Tensor) -> Tensor:
@@ -262,8 +298,14 @@ def _input_grad(dpre: Tensor, W_ih: Tensor) -> Tensor:
 
     Computed as (W_ih^T dpre^T)^T, 3-4x faster than dpre W_ih for a narrow input (measured, as above)."""
     T, D, B, G = dpre.shape
-    per_dir = [(W_ih[d].t() @ dpre[:, d].reshape(T * B, G).t()).t().reshape(T, B, -1) for d in range(D)]
+    per_dir = [_input_grad_one(dpre[:, d].reshape(T * B, G), W_ih[d]).reshape(T, B, -1) for d in range(D)]
     return _proc(torch.stack(per_dir, dim=1)).sum(dim=1)
+
+
+def _input_grad_one(dpre: Tensor, W_ih: Tensor) -> Tensor:  # (N, G), (G, in) -> (N, in)
+    if _ONEDNN and dpre.dtype == torch.float32 and dpre.numel() * W_ih.shape[1] >= 1 << 20 and _dense(dpre):
+        return _mm_nt(dpre, W_ih.t())
+    return (W_ih.t() @ dpre.t()).t()
 
 
 def _default_loss(module, batched: bool) -> Callable[[Tensor], Tensor]:
@@ -316,7 +358,7 @@ def _run_layer(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, flats: list[
 
 
 @torch.no_grad()
-def _gates(mode: str, x: Tensor, h: Tensor, h0: Tensor, c0: Tensor | None, params, ext=None) -> dict:
+def _gates(mode: str, x: Tensor, h: Tensor, h0: Tensor, c0: Tensor | None, params) -> dict:
     """Gates of one layer for all steps at once from its recorded states (one GEMM per weight matrix).
 
     x (T, B, in) position order; h (T, D, B, H) processing order; h0, c0 (D, B, H).
@@ -333,26 +375,19 @@ def _gates(mode: str, x: Tensor, h: Tensor, h0: Tensor, c0: Tensor | None, param
     if mode in ("RNN_TANH", "RNN_RELU"):  # no gates; phi'(a_t) from h_t alone, for the backward recursion
         dphi = 1 - h * h if mode == "RNN_TANH" else (h > 0).to(h.dtype)
         return {"dphi": dphi, "prev": prev, "xp": xp, "W_ih": W_ih, "W_hh": W_hh}
-    if mode == "LSTM":  # one GEMM per direction: [x | h_{t-1} | 1] @ [W_ih | W_hh | b_ih + b_hh]^T
-        xh = torch.cat([xp, prev, torch.ones(T, D, B, 1, dtype=h.dtype)], dim=-1)  # (T, D, B, in+H+1)
-        W = torch.cat([W_ih, W_hh, (b_ih + b_hh).unsqueeze(-1)], dim=-1)  # (D, 4H, in+H+1)
-        K = xh.shape[-1]
-        pre = [(xh[:, d].reshape(T * B, K) @ W[d].t()).view(T, B, 4 * H) for d in range(D)]
-        act = pre[0].unsqueeze(1) if D == 1 else torch.stack(pre, dim=1)  # (T, D, B, 4H), activated in place:
+    if mode == "LSTM":  # x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh, then activated in place
+        act = _affine(xp, W_ih, b_ih + b_hh, add=(prev, W_hh))  # (T, D, B, 4H)
         act[..., :2 * H].sigmoid_()  # i, f
         act[..., 2 * H:3 * H].tanh_()  # g
         act[..., 3 * H:].sigmoid_()  # o
         i, f, g, o = act.chunk(4, dim=-1)  # each (T, D, B, H), views into act
-        if ext is not None:
-            c = ext.lstm_cell_scan(act, c0.contiguous())  # (T, D, B, H), one compiled loop
-        else:
-            c = torch.empty_like(h)
-            ig = i * g
-            c_prev = c0
-            for s in range(T):  # c_s = f_s * c_{s-1} + i_s * g_s
-                c_prev = torch.addcmul(ig[s], f[s], c_prev, out=c[s])
-        return {"input": i, "forget": f, "cell": g, "output": o, "c": c, "act": act, "c0": c0, "xh": xh,
-                "W_ih": W_ih, "W_hh": W_hh}
+        c = torch.empty_like(h)
+        ig = i * g
+        c_prev = c0
+        for s in range(T):  # c_s = f_s * c_{s-1} + i_s * g_s
+            c_prev = torch.addcmul(ig[s], f[s], c_prev, out=c[s])
+        return {"input": i, "forget": f, "cell": g, "output": o, "c": c, "tc": c.tanh(), "act": act, "c0": c0,
+                "xp": xp, "prev": prev, "W_ih": W_ih, "W_hh": W_hh}
     # GRU: r gates the hidden side of n, so the two sides stay apart
     gi = _affine(xp, W_ih, b_ih)  # (T, D, B, 3H) input side
     gh = _affine(prev, W_hh, b_hh)  # (T, D, B, 3H) hidden side
@@ -361,6 +396,29 @@ def _gates(mode: str, x: Tensor, h: Tensor, h0: Tensor, c0: Tensor | None, param
     r, z = (gi_r + gh_r).sigmoid_(), (gi_z + gh_z).sigmoid_()
     n = (gi_n + r * gh_n).tanh_()
     return {"reset": r, "update": z, "new": n, "gh_n": gh_n, "prev": prev, "xp": xp, "W_ih": W_ih, "W_hh": W_hh}
+
+
+@torch.no_grad()
+def _lstm_layer_compiled(ext, x: Tensor, h0: Tensor, c0: Tensor, params) -> dict:
+    """One LSTM layer's forward by the compiled loop (rnnviz/_lstm_ext.py), all its quantities in one pass:
+    x (T, B, in) position order; h0, c0 (D, B, H). Returns what `_gates` returns, with "h", in processing order.
+
+    Only the input projection x_t W_ih^T + b is one GEMM over all steps; the recurrent product, the activations,
+    c_t and h_t are the loop's. No second pass to recompute the gates from recorded states, which cost as much as
+    the forward itself."""
+    T, B, _ = x.shape
+    D = len(params)
+    W_ih = torch.stack([p[0] for p in params])  # (D, 4H, in)
+    W_hh = torch.stack([p[1] for p in params])  # (D, 4H, H)
+    b = torch.stack([p[2] + p[3] for p in params])  # (D, 4H)
+    H = W_hh.shape[-1]
+    xp = _proc(x.unsqueeze(1).expand(T, D, B, x.shape[-1]))  # (T, D, B, in)
+    xw = [_mm_nt(xp[:, d].reshape(T * B, -1), W_ih[d], b[d]).view(T, B, 4 * H) for d in range(D)]
+    act = xw[0].unsqueeze(1) if D == 1 else torch.stack(xw, dim=1)  # (T, D, B, 4H), activated by the loop
+    h, c, tc = ext.lstm_forward(act, W_hh, h0.contiguous(), c0.contiguous())  # each (T, D, B, H)
+    i, f, g, o = act.chunk(4, dim=-1)
+    return {"h": h, "input": i, "forget": f, "cell": g, "output": o, "c": c, "tc": tc, "act": act, "c0": c0,
+            "xp": xp, "prev": torch.cat([h0.unsqueeze(0), h[:-1]], dim=0), "W_ih": W_ih, "W_hh": W_hh}
 
 
 @torch.no_grad()
@@ -433,10 +491,11 @@ def _lstm_backward(st: dict, e: Tensor, k: int | None, ext=None):
     i, f, g, o, c, W_hh = st["input"], st["forget"], st["cell"], st["output"], st["c"], st["W_hh"]
     if ext is not None:  # the same recursion as one compiled loop (rnnviz/_lstm_ext.py)
         d = e.clone()  # (T, D, B, H): e in, the total dL/dh out
-        da = ext.lstm_backward(d, e, st["act"], c.contiguous(), c.tanh(), st["c0"].contiguous(), W_hh, k or 0)
-        return d, da, da  # da (T, D, B, 4H)
+        Wt = W_hh.transpose(1, 2).contiguous()  # (D, H, 4H)
+        da, st["grad_norm"] = ext.lstm_backward(d, st["act"], c, st["tc"], st["c0"].contiguous(), Wt, k or 0)
+        return d, da, da  # da (T, D, B, 4H); grad_norm (T, D) float64
     c_prev = torch.cat([st["c0"].unsqueeze(0), c[:-1]], dim=0)  # (T, D, B, H)
-    tc = c.tanh()
+    tc = st["tc"]
     coef = torch.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tc * o * (1 - o),
                         o * (1 - tc * tc)], dim=3)  # (T, D, B, 5, H): da_i, da_f, da_g per dc; da_o, dc per d
     buf = torch.empty(T, D, B, 5, H, dtype=e.dtype)  # (T, D, B, 5, H): da_i, da_f, da_g, da_o | dc
@@ -532,12 +591,18 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
                     w_z[:, d * H:(d + 1) * H] = w_hh.detach()
                     flats.append([torch.cat([w_ih, w_z], dim=1), w_hh] + ([b_ih, b_hh] if module.bias else []))
                 out, h_n, c_n = _run_layer(mode, torch.cat([inp, z], dim=-1), h0_l, c0_l, flats, module.bias, k)
+            elif ext is not None:  # the compiled loop: states, gates and c_t in one pass
+                records.append(_lstm_layer_compiled(ext, inp, h0_l, c0_l, params))
+                h, c = records[-1]["h"], records[-1]["c"]  # (T, D, B, H) processing order
+                out = _proc(h).transpose(1, 2).reshape(T, B, D * H)  # position order
+                h_n, c_n = h[-1], c[-1]  # the last processed step of each direction
             else:
                 flats = [ps if module.bias else ps[:2] for ps in params]
                 out, h_n, c_n = _run_layer(mode, inp, h0_l, c0_l, flats, module.bias, k)
-            h = _proc(out.detach().view(T, B, D, H).transpose(1, 2))  # (T, D, B, H) processing order
-            records.append({"h": h, **_gates(mode, inp.detach(), h, h0_l, c0_l,
-                                             [[p.detach() for p in ps] for ps in params], ext)})
+            if ext is None:
+                h = _proc(out.detach().view(T, B, D, H).transpose(1, 2))  # (T, D, B, H) processing order
+                records.append({"h": h, **_gates(mode, inp.detach(), h, h0_l, c0_l,
+                                                 [[p.detach() for p in ps] for ps in params])})
             outs.append(out)
             h_ns.append(h_n.detach())
             c_ns.append(None if c_n is None else c_n.detach())
@@ -593,13 +658,8 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
             else:
                 d, dgi, dgh = (_gru_backward if mode == "GRU" else _rnn_backward)(st, e, k)
             d_all[layer] = d
-            if mode == "LSTM":  # one GEMM: dL/d[W_ih | W_hh | b] = da^T [x | h_{t-1} | 1]
-                dW = _weight_grad(dgi, st["xh"])  # (D, 4H, in+H+1)
-                n_in = st["W_ih"].shape[-1]
-                dW_ih, dW_hh, db_ih = dW[..., :n_in], dW[..., n_in:-1], dW[..., -1]
-            else:
-                dW_ih, dW_hh, db_ih = _weight_grad(dgi, st["xp"]), _weight_grad(dgh, st["prev"]), dgi.sum(dim=(0, 2))
-            db_hh = db_ih.clone() if dgh is dgi else dgh.sum(dim=(0, 2))  # RNN, LSTM: one pre-activation
+            dW_ih, dW_hh, db_ih = _weight_grad(dgi, st["xp"]), _weight_grad(dgh, st["prev"]), _bias_grad(dgi)
+            db_hh = db_ih.clone() if dgh is dgi else _bias_grad(dgh)  # RNN, LSTM: one pre-activation
             for dd in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if dd else "")
                 param_grads["weight_ih" + sfx], param_grads["weight_hh" + sfx] = dW_ih[dd], dW_hh[dd]
@@ -611,11 +671,23 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
             else:
                 grad_input = dx  # (T, B, in)
 
-    def per_step(ts: list[Tensor]) -> Tensor:  # L x (T, D, B, H) processing -> (L, D, B, T, H) position
-        ts = [_proc(t).permute(1, 2, 0, 3) for t in ts]
-        return ts[0].unsqueeze(0) if len(ts) == 1 else torch.stack(ts)
+    def per_step(ts: list[Tensor]) -> Tensor:  # L x (T, D, B, X) processing -> (L, D, B, T, X) position
+        # a view where it can be (one layer, one direction); else one copy in the processing layout, rows whole
+        # (copying into the permuted layout gathered single floats: 3.6 ms at L = D = 2, T = 50, B = 32, H = 64)
+        if L == 1 and D == 1:
+            return ts[0].unsqueeze(0).permute(0, 2, 3, 1, 4)
+        out = torch.empty(L, T, D, B, ts[0].shape[-1], dtype=ts[0].dtype)  # (L, T, D, B, X)
+        for layer, t in enumerate(ts):
+            out[layer, :, 0] = t[:, 0]
+            if D == 2:
+                out[layer, :, 1] = t[:, 1].flip(0)
+        return out.permute(0, 2, 3, 1, 4)
 
     grad_hidden = per_step(d_all)
+    if all("grad_norm" in r for r in records):  # the compiled LSTM loop's, (T, D) processing order per layer
+        grad_norm = torch.stack([_proc(r["grad_norm"]).t() for r in records])  # (L, D, T)
+    else:  # float64: no underflow of squares
+        grad_norm = grad_hidden.double().norm(dim=-1).mean(dim=2)  # (L, D, T)
     grad_input = grad_input.transpose(0, 1) if module.batch_first else grad_input
     if not batched:
         grad_input = grad_input.squeeze(0 if module.batch_first else 1)
@@ -630,7 +702,7 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
         cell=per_step([r["c"] for r in records]) if lstm else None,
         gates={name: per_step([r[name] for r in records]) for name in GATE_NAMES[mode]},
         grad_hidden=grad_hidden,
-        grad_norm=grad_hidden.double().norm(dim=-1).mean(dim=2),  # (L, D, T) float64: no underflow of squares
+        grad_norm=grad_norm,
         grad_input=grad_input.detach().contiguous(),
         param_grads={n: param_grads[n].detach().contiguous() for n, _ in module.named_parameters()},
         truncation=k,
