@@ -415,7 +415,8 @@ def _lstm_layer_compiled(ext, x: Tensor, h0: Tensor, c0: Tensor, params) -> dict
     xp = _proc(x.unsqueeze(1).expand(T, D, B, x.shape[-1]))  # (T, D, B, in)
     xw = [_mm_nt(xp[:, d].reshape(T * B, -1), W_ih[d], b[d]).view(T, B, 4 * H) for d in range(D)]
     act = xw[0].unsqueeze(1) if D == 1 else torch.stack(xw, dim=1)  # (T, D, B, 4H), activated by the loop
-    h, c, tc = ext.lstm_forward(act, W_hh, h0.contiguous(), c0.contiguous())  # each (T, D, B, H)
+    Wt = W_hh.transpose(1, 2).contiguous()  # (D, H, 4H)
+    h, c, tc = ext.lstm_forward(act, Wt, h0.contiguous(), c0.contiguous())  # each (T, D, B, H)
     i, f, g, o = act.chunk(4, dim=-1)
     return {"h": h, "input": i, "forget": f, "cell": g, "output": o, "c": c, "tc": tc, "act": act, "c0": c0,
             "xp": xp, "prev": torch.cat([h0.unsqueeze(0), h[:-1]], dim=0), "W_ih": W_ih, "W_hh": W_hh}
@@ -491,8 +492,7 @@ def _lstm_backward(st: dict, e: Tensor, k: int | None, ext=None):
     i, f, g, o, c, W_hh = st["input"], st["forget"], st["cell"], st["output"], st["c"], st["W_hh"]
     if ext is not None:  # the same recursion as one compiled loop (rnnviz/_lstm_ext.py)
         d = e.clone()  # (T, D, B, H): e in, the total dL/dh out
-        Wt = W_hh.transpose(1, 2).contiguous()  # (D, H, 4H)
-        da, st["grad_norm"] = ext.lstm_backward(d, st["act"], c, st["tc"], st["c0"].contiguous(), Wt, k or 0)
+        da, st["grad_norm"] = ext.lstm_backward(d, st["act"], c, st["tc"], st["c0"].contiguous(), W_hh, k or 0)
         return d, da, da  # da (T, D, B, 4H); grad_norm (T, D) float64
     c_prev = torch.cat([st["c0"].unsqueeze(0), c[:-1]], dim=0)  # (T, D, B, H)
     tc = st["tc"]
