@@ -78,10 +78,10 @@ static bool avx512() {
   return ok;
 }
 
-// The recurrent product of every step, y (M, N) += x (M, K) w (K, N), all row-major and contiguous, with AVX-512:
-// tiles of 4 rows x 64 columns of y held in 16 registers through the whole k loop (masked at the right edge).
-// 185-256 GFLOPS on one core at the trace's per-step shapes, against 40-107 for ATen's addmm (MKL, which takes its
-// AVX2 path on AMD CPUs) and 35 us vs 22 for oneDNN with a packed weight at (8, 1024) x (1024, 256).
+// The recurrent product of every step, y (M, N) += x (M, K) w (K, N): row strides ldx, ldy for x and y, w contiguous.
+// AVX-512 tiles of 4 rows x 64 columns of y held in 16 registers through the whole k loop (masked at the right
+// edge): 185-256 GFLOPS on one core at the trace's per-step shapes, against 40-107 for ATen's addmm (MKL, which
+// takes its AVX2 path on AMD CPUs) and 35 us vs 22 for oneDNN with a packed weight at (8, 1024) x (1024, 256).
 #define LD(p, m) _mm512_maskz_loadu_ps(m, p)
 #define ST(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #define FMA4(r, xr)                                                                                 \
@@ -91,17 +91,19 @@ static bool avx512() {
 #define LOAD4(r, yr) __m512 a##r##0 = LD(yr, m0), a##r##1 = LD(yr + 16, m1), a##r##2 = LD(yr + 32, m2), \
                             a##r##3 = LD(yr + 48, m3);
 #define STORE4(r, yr) ST(yr, m0, a##r##0); ST(yr + 16, m1, a##r##1); ST(yr + 32, m2, a##r##2); ST(yr + 48, m3, a##r##3);
+#define WROW                                                                                         \
+  const float* wk = w + k * N;                                                                       \
+  const __m512 w0 = LD(wk, m0), w1 = LD(wk + 16, m1), w2 = LD(wk + 32, m2), w3 = LD(wk + 48, m3);  \
+  __m512 b;
 
-__attribute__((target("avx512f"))) static void tile4(const float* x, float* y, const float* w, int64_t K, int64_t N,
+__attribute__((target("avx512f"))) static void tile4(const float* x, int64_t ldx, float* y, int64_t ldy,
+                                                     const float* w, int64_t K, int64_t N,
                                                      __mmask16 m0, __mmask16 m1, __mmask16 m2, __mmask16 m3) {
-  float *y0 = y, *y1 = y + N, *y2 = y + 2 * N, *y3 = y + 3 * N;
-  const float *x0 = x, *x1 = x + K, *x2 = x + 2 * K, *x3 = x + 3 * K;
+  float *y0 = y, *y1 = y + ldy, *y2 = y + 2 * ldy, *y3 = y + 3 * ldy;
+  const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx;
   LOAD4(0, y0) LOAD4(1, y1) LOAD4(2, y2) LOAD4(3, y3)
   for (int64_t k = 0; k < K; ++k) {
-    const float* wk = w + k * N;
-    const __m512 w0 = LD(wk, m0), w1 = LD(wk + 16, m1), w2 = LD(wk + 32, m2), w3 = LD(wk + 48, m3);
-    __m512 b;
-    FMA4(0, x0) FMA4(1, x1) FMA4(2, x2) FMA4(3, x3)
+    WROW FMA4(0, x0) FMA4(1, x1) FMA4(2, x2) FMA4(3, x3)
   }
   STORE4(0, y0) STORE4(1, y1) STORE4(2, y2) STORE4(3, y3)
 }
@@ -110,10 +112,7 @@ __attribute__((target("avx512f"))) static void tile1(const float* x, float* y, c
                                                      __mmask16 m0, __mmask16 m1, __mmask16 m2, __mmask16 m3) {
   LOAD4(0, y)
   for (int64_t k = 0; k < K; ++k) {
-    const float* wk = w + k * N;
-    const __m512 w0 = LD(wk, m0), w1 = LD(wk + 16, m1), w2 = LD(wk + 32, m2), w3 = LD(wk + 48, m3);
-    __m512 b;
-    FMA4(0, x)
+    WROW FMA4(0, x)
   }
   STORE4(0, y)
 }
@@ -122,35 +121,29 @@ static inline __mmask16 lanes(int64_t left) {
   return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
 }
 
-__attribute__((target("avx512f"))) static void gemm512(const float* x, float* y, const float* w, int64_t M, int64_t K,
-                                                       int64_t N) {
+__attribute__((target("avx512f"))) static void gemm512(const float* x, int64_t ldx, float* y, int64_t ldy,
+                                                       const float* w, int64_t M, int64_t K, int64_t N) {
   for (int64_t n0 = 0; n0 < N; n0 += 64) {
     const __mmask16 m0 = lanes(N - n0), m1 = lanes(N - n0 - 16), m2 = lanes(N - n0 - 32), m3 = lanes(N - n0 - 48);
     int64_t m = 0;
-    for (; m + 4 <= M; m += 4) tile4(x + m * K, y + m * N + n0, w + n0, K, N, m0, m1, m2, m3);
-    for (; m < M; ++m) tile1(x + m * K, y + m * N + n0, w + n0, K, N, m0, m1, m2, m3);
+    for (; m + 4 <= M; m += 4) tile4(x + m * ldx, ldx, y + m * ldy + n0, ldy, w + n0, K, N, m0, m1, m2, m3);
+    for (; m < M; ++m) tile1(x + m * ldx, y + m * ldy + n0, w + n0, K, N, m0, m1, m2, m3);
   }
 }
 
-// out_j += in_j W_j for each direction j: out (D, M, N), in (D, M, K), W (D, K, N) contiguous. float32 with AVX-512:
-// the kernel above; else ATen's addmm.
-struct Recurrent {
-  const torch::Tensor& W;
-  int64_t D, M, K, N;
-  Recurrent(const torch::Tensor& W_, int64_t M_) : W(W_), D(W_.size(0)), M(M_), K(W_.size(1)), N(W_.size(2)) {}
-  template <typename scalar_t> void add(scalar_t* out, const scalar_t* in, const torch::TensorOptions& opt) {
-    for (int64_t j = 0; j < D; ++j) {
-      if constexpr (std::is_same_v<scalar_t, float>) {
-        if (avx512()) {
-          gemm512(in + j * M * K, out + j * M * N, W.data_ptr<float>() + j * K * N, M, K, N);
-          continue;
-        }
-      }
-      auto x = torch::from_blob(const_cast<scalar_t*>(in) + j * M * K, {M, K}, opt);
-      torch::from_blob(out + j * M * N, {M, N}, opt).addmm_(x, W.select(0, j));
-    }
+// y += x W_j for direction j, x (M, K) and y (M, N) with row strides, W (D, K, N) contiguous. float32 with
+// AVX-512: the kernel above; else ATen's addmm.
+template <typename scalar_t>
+static void recurrent(const scalar_t* x, int64_t ldx, scalar_t* y, int64_t ldy, const torch::Tensor& W, int64_t j,
+                      int64_t M) {
+  const int64_t K = W.size(1), N = W.size(2);
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if (avx512()) return gemm512(x, ldx, y, ldy, W.data_ptr<float>() + j * K * N, M, K, N);
   }
-};
+  const auto opt = W.options();
+  auto xt = torch::from_blob(const_cast<scalar_t*>(x), {M, K}, {ldx, 1}, opt);
+  torch::from_blob(y, {M, N}, {ldy, 1}, opt).addmm_(xt, W.select(0, j));
+}
 
 template <typename T> static void tanh_n(const T* x, T* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
@@ -167,15 +160,18 @@ template <> void sigmoid_n<float>(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = 1.f / (1.f + std::exp(-x[i]));
 }
 
-// One layer's forward, all directions, processing order. act (T, D, B, 4H): on entry x_t W_ih^T + b_ih + b_hh, on
-// exit the activated gates i, f, g, o. Wt (D, H, 4H): W_hh^T. h0, c0 (D, B, H). Returns h, c, tanh(c) (T, D, B, H):
+// Layout: every tensor is (T, B, D, X) in input-position order, PyTorch's own output layout. Direction j processes
+// step s at position p = pos(s, j): s forward, T - 1 - s in reverse; per (position, direction) the B rows are
+// strided by D X.
+
+// One layer's forward, all directions. act (T, B, D, 4H): on entry x_t W_ih^T + b_ih + b_hh, on exit the activated
+// gates i, f, g, o. Wt (D, H, 4H): W_hh^T. h0, c0 (D, B, H). Returns h, c, tanh(c) (T, B, D, H):
 //     [i|f|g|o]_t = [sigma|sigma|tanh|sigma](xw_t + h_{t-1} W_hh^T),  c_t = f_t c_{t-1} + i_t g_t,  h_t = o_t tanh(c_t)
 std::vector<torch::Tensor> lstm_forward(torch::Tensor act, torch::Tensor Wt, torch::Tensor h0, torch::Tensor c0) {
-  const int64_t T = act.size(0), D = act.size(1), B = act.size(2), H = act.size(3) / 4, N = D * B;
-  auto h = torch::empty({T, D, B, H}, act.options());
-  auto c = torch::empty({T, D, B, H}, act.options());
-  auto tc = torch::empty({T, D, B, H}, act.options());
-  Recurrent rec(Wt, B);  // pre_s += h_{s-1} W_hh^T
+  const int64_t T = act.size(0), B = act.size(1), D = act.size(2), H = act.size(3) / 4, G = 4 * H;
+  auto h = torch::empty({T, B, D, H}, act.options());
+  auto c = torch::empty({T, B, D, H}, act.options());
+  auto tc = torch::empty({T, B, D, H}, act.options());
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_forward", [&] {
     scalar_t* pa = act.data_ptr<scalar_t>();
     const scalar_t* ph0 = h0.data_ptr<scalar_t>();
@@ -184,36 +180,43 @@ std::vector<torch::Tensor> lstm_forward(torch::Tensor act, torch::Tensor Wt, tor
     scalar_t* pc = c.data_ptr<scalar_t>();
     scalar_t* ptc = tc.data_ptr<scalar_t>();
     for (int64_t s = 0; s < T; ++s) {
-      rec.add(pa + s * N * 4 * H, s > 0 ? ph + (s - 1) * N * H : ph0, act.options());
-      for (int64_t r = 0; r < N; ++r) {
-        scalar_t* __restrict__ a = pa + (s * N + r) * 4 * H;
-        sigmoid_n(a, a, 2 * H);
-        tanh_n(a + 2 * H, a + 2 * H, H);
-        sigmoid_n(a + 3 * H, a + 3 * H, H);
-        const scalar_t* __restrict__ cp = s > 0 ? pc + ((s - 1) * N + r) * H : pc0 + r * H;
-        scalar_t* __restrict__ cs = pc + (s * N + r) * H;
-        scalar_t* __restrict__ t = ptc + (s * N + r) * H;
-        scalar_t* __restrict__ hs = ph + (s * N + r) * H;
-        for (int64_t k = 0; k < H; ++k) cs[k] = a[k] * a[2 * H + k] + a[H + k] * cp[k];
-        tanh_n(cs, t, H);
-        for (int64_t k = 0; k < H; ++k) hs[k] = a[3 * H + k] * t[k];
+      for (int64_t j = 0; j < D; ++j) {
+        const int64_t p = j ? T - 1 - s : s, q = j ? p + 1 : p - 1;  // q: the position processed before p
+        if (s > 0) recurrent(ph + (q * B * D + j) * H, D * H, pa + (p * B * D + j) * G, D * G, Wt, j, B);
+        else recurrent(ph0 + j * B * H, H, pa + (p * B * D + j) * G, D * G, Wt, j, B);
+        for (int64_t b = 0; b < B; ++b) {
+          const int64_t r = (p * B + b) * D + j;  // this row's index among (T, B, D)
+          scalar_t* __restrict__ a = pa + r * G;
+          sigmoid_n(a, a, 2 * H);
+          tanh_n(a + 2 * H, a + 2 * H, H);
+          sigmoid_n(a + 3 * H, a + 3 * H, H);
+          const scalar_t* __restrict__ cp = s > 0 ? pc + ((q * B + b) * D + j) * H : pc0 + (j * B + b) * H;
+          scalar_t* __restrict__ cs = pc + r * H;
+          scalar_t* __restrict__ t = ptc + r * H;
+          scalar_t* __restrict__ hs = ph + r * H;
+          for (int64_t k = 0; k < H; ++k) cs[k] = a[k] * a[2 * H + k] + a[H + k] * cp[k];
+          tanh_n(cs, t, H);
+          for (int64_t k = 0; k < H; ++k) hs[k] = a[3 * H + k] * t[k];
+        }
       }
     }
   });
   return {h, c, tc};
 }
 
-// d (T, D, B, H): on entry the direct gradient e, on exit the total dL/dh. act (T, D, B, 4H): the activated
-// gates i, f, g, o. c, tc (T, D, B, H): c_t and tanh(c_t). c0 (D, B, H). W (D, 4H, H): W_hh. k: truncation window,
-// 0 for none. Returns da (T, D, B, 4H), the pre-activation gradients, and (T, D) float64: ||dL/dh_s|| over
-// units, mean over the batch.
+// d (T, B, D, H): on entry the direct gradient e, on exit the total dL/dh. act (T, B, D, 4H): the activated gates
+// i, f, g, o. c, tc (T, B, D, H): c_t and tanh(c_t). c0 (D, B, H). W (D, 4H, H): W_hh. k: truncation window, 0 for
+// none, counted in processing steps. Returns da (T, B, D, 4H), the pre-activation gradients, and (T, D) float64:
+// ||dL/dh_t|| over units, mean over the batch. Per direction, processing step s from T - 1 down to 0:
+//     dc_s = d_s o_s (1 - tanh^2 c_s) + f_{s+1} dc_{s+1}
+//     da_s = [dc_s g_s i_s(1-i_s) | dc_s c_{s-1} f_s(1-f_s) | dc_s i_s(1-g_s^2) | d_s tanh(c_s) o_s(1-o_s)]
+//     d_{s-1} += da_s W_hh      (the carry and the product both dropped where truncation cut the state)
 std::vector<torch::Tensor> lstm_backward(torch::Tensor d, torch::Tensor act, torch::Tensor c, torch::Tensor tc,
                                          torch::Tensor c0, torch::Tensor W, int64_t k) {
-  const int64_t T = d.size(0), D = d.size(1), B = d.size(2), H = d.size(3), N = D * B;
-  auto da = torch::empty({T, D, B, 4 * H}, d.options());
-  auto dcbuf = torch::zeros({2, N, H}, d.options());
+  const int64_t T = d.size(0), B = d.size(1), D = d.size(2), H = d.size(3), G = 4 * H;
+  auto da = torch::empty({T, B, D, G}, d.options());
+  auto dcbuf = torch::zeros({2, D, B, H}, d.options());  // dc of steps s and s + 1, per direction
   auto norm = torch::zeros({T, D}, d.options().dtype(torch::kFloat64));
-  Recurrent rec(W, B);  // d_{s-1} += da_s W_hh
   AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "lstm_backward", [&] {
     scalar_t* pd = d.data_ptr<scalar_t>();
     const scalar_t* pa = act.data_ptr<scalar_t>();
@@ -225,34 +228,39 @@ std::vector<torch::Tensor> lstm_backward(torch::Tensor d, torch::Tensor act, tor
     double* pn = norm.data_ptr<double>();
     for (int64_t s = T - 1; s >= 0; --s) {
       const bool carry = s < T - 1 && (k == 0 || (s + 1) % k != 0);
-      scalar_t* dcs = pdc + (s & 1) * N * H;
-      const scalar_t* dcn = pdc + ((s + 1) & 1) * N * H;
-      for (int64_t r = 0; r < N; ++r) {
-        const scalar_t* __restrict__ a = pa + (s * N + r) * 4 * H;
-        const scalar_t* __restrict__ fn = pa + ((s + 1) * N + r) * 4 * H + H;  // f_{s+1}: read only when carry
-        const scalar_t* __restrict__ cp = s > 0 ? pc + ((s - 1) * N + r) * H : pc0 + r * H;
-        const scalar_t* __restrict__ t = ptc + (s * N + r) * H;
-        const scalar_t* __restrict__ dv = pd + (s * N + r) * H;  // complete now: step s + 1 added its term
-        const scalar_t* __restrict__ dn = dcn + r * H;
-        scalar_t* __restrict__ dc = dcs + r * H;
-        scalar_t* __restrict__ out = pda + (s * N + r) * 4 * H;
-        double ss = 0;
-        for (int64_t h = 0; h < H; ++h) ss += double(dv[h]) * double(dv[h]);
-        pn[s * D + r / B] += std::sqrt(ss) / double(B);
-        if (carry) {
-          for (int64_t h = 0; h < H; ++h) dc[h] = dv[h] * a[3 * H + h] * (1 - t[h] * t[h]) + fn[h] * dn[h];
-        } else {
-          for (int64_t h = 0; h < H; ++h) dc[h] = dv[h] * a[3 * H + h] * (1 - t[h] * t[h]);
+      for (int64_t j = 0; j < D; ++j) {
+        const int64_t p = j ? T - 1 - s : s, q = j ? p + 1 : p - 1, n = j ? p - 1 : p + 1;  // q before, n after
+        scalar_t* dcs = pdc + ((s & 1) * D + j) * B * H;
+        const scalar_t* dcn = pdc + (((s + 1) & 1) * D + j) * B * H;
+        for (int64_t b = 0; b < B; ++b) {
+          const int64_t r = (p * B + b) * D + j;
+          const scalar_t* __restrict__ a = pa + r * G;
+          const scalar_t* __restrict__ fn = carry ? pa + ((n * B + b) * D + j) * G + H : nullptr;  // f_{s+1}
+          const scalar_t* __restrict__ cp = s > 0 ? pc + ((q * B + b) * D + j) * H : pc0 + (j * B + b) * H;
+          const scalar_t* __restrict__ t = ptc + r * H;
+          const scalar_t* __restrict__ dv = pd + r * H;  // complete now: step s + 1 added its term
+          const scalar_t* __restrict__ dn = dcn + b * H;
+          scalar_t* __restrict__ dc = dcs + b * H;
+          scalar_t* __restrict__ out = pda + r * G;
+          double ss = 0;
+          for (int64_t h = 0; h < H; ++h) ss += double(dv[h]) * double(dv[h]);
+          pn[p * D + j] += std::sqrt(ss) / double(B);
+          if (carry) {
+            for (int64_t h = 0; h < H; ++h) dc[h] = dv[h] * a[3 * H + h] * (1 - t[h] * t[h]) + fn[h] * dn[h];
+          } else {
+            for (int64_t h = 0; h < H; ++h) dc[h] = dv[h] * a[3 * H + h] * (1 - t[h] * t[h]);
+          }
+          for (int64_t h = 0; h < H; ++h) {
+            const scalar_t i = a[h], f = a[H + h], g = a[2 * H + h], o = a[3 * H + h], x = dc[h];
+            out[h] = x * g * i * (1 - i);
+            out[H + h] = x * cp[h] * f * (1 - f);
+            out[2 * H + h] = x * i * (1 - g * g);
+            out[3 * H + h] = dv[h] * t[h] * o * (1 - o);
+          }
         }
-        for (int64_t h = 0; h < H; ++h) {
-          const scalar_t i = a[h], f = a[H + h], g = a[2 * H + h], o = a[3 * H + h], x = dc[h];
-          out[h] = x * g * i * (1 - i);
-          out[H + h] = x * cp[h] * f * (1 - f);
-          out[2 * H + h] = x * i * (1 - g * g);
-          out[3 * H + h] = dv[h] * t[h] * o * (1 - o);
-        }
+        if (s > 0 && (k == 0 || s % k != 0))  // d at the previous position += da_s W_hh
+          recurrent(pda + (p * B * D + j) * G, D * G, pd + (q * B * D + j) * H, D * H, W, j, B);
       }
-      if (s > 0 && (k == 0 || s % k != 0)) rec.add(pd + (s - 1) * N * H, pda + s * N * 4 * H, d.options());
     }
   });
   return {da, norm};

@@ -399,30 +399,6 @@ def _gates(mode: str, x: Tensor, h: Tensor, h0: Tensor, c0: Tensor | None, param
 
 
 @torch.no_grad()
-def _lstm_layer_compiled(ext, x: Tensor, h0: Tensor, c0: Tensor, params) -> dict:
-    """One LSTM layer's forward by the compiled loop (rnnviz/_lstm_ext.py), all its quantities in one pass:
-    x (T, B, in) position order; h0, c0 (D, B, H). Returns what `_gates` returns, with "h", in processing order.
-
-    Only the input projection x_t W_ih^T + b is one GEMM over all steps; the recurrent product, the activations,
-    c_t and h_t are the loop's. No second pass to recompute the gates from recorded states, which cost as much as
-    the forward itself."""
-    T, B, _ = x.shape
-    D = len(params)
-    W_ih = torch.stack([p[0] for p in params])  # (D, 4H, in)
-    W_hh = torch.stack([p[1] for p in params])  # (D, 4H, H)
-    b = torch.stack([p[2] + p[3] for p in params])  # (D, 4H)
-    H = W_hh.shape[-1]
-    xp = _proc(x.unsqueeze(1).expand(T, D, B, x.shape[-1]))  # (T, D, B, in)
-    xw = [_mm_nt(xp[:, d].reshape(T * B, -1), W_ih[d], b[d]).view(T, B, 4 * H) for d in range(D)]
-    act = xw[0].unsqueeze(1) if D == 1 else torch.stack(xw, dim=1)  # (T, D, B, 4H), activated by the loop
-    Wt = W_hh.transpose(1, 2).contiguous()  # (D, H, 4H)
-    h, c, tc = ext.lstm_forward(act, Wt, h0.contiguous(), c0.contiguous())  # each (T, D, B, H)
-    i, f, g, o = act.chunk(4, dim=-1)
-    return {"h": h, "input": i, "forget": f, "cell": g, "output": o, "c": c, "tc": tc, "act": act, "c0": c0,
-            "xp": xp, "prev": torch.cat([h0.unsqueeze(0), h[:-1]], dim=0), "W_ih": W_ih, "W_hh": W_hh}
-
-
-@torch.no_grad()
 def _rnn_backward(st: dict, e: Tensor, k: int | None):
     """Explicit backward recursion of a vanilla RNN layer, processing order:
 
@@ -477,7 +453,7 @@ def _gru_backward(st: dict, e: Tensor, k: int | None):
 
 
 @torch.no_grad()
-def _lstm_backward(st: dict, e: Tensor, k: int | None, ext=None):
+def _lstm_backward(st: dict, e: Tensor, k: int | None):
     """Explicit backward recursion of an LSTM layer (PyTorch's i, f, g, o), processing order:
 
         dc_t = d_t o_t (1 - tanh^2 c_t) + f_{t+1} dc_{t+1}
@@ -490,10 +466,6 @@ def _lstm_backward(st: dict, e: Tensor, k: int | None, ext=None):
     """
     T, D, B, H = e.shape
     i, f, g, o, c, W_hh = st["input"], st["forget"], st["cell"], st["output"], st["c"], st["W_hh"]
-    if ext is not None:  # the same recursion as one compiled loop (rnnviz/_lstm_ext.py)
-        d = e.clone()  # (T, D, B, H): e in, the total dL/dh out
-        da, st["grad_norm"] = ext.lstm_backward(d, st["act"], c, st["tc"], st["c0"].contiguous(), W_hh, k or 0)
-        return d, da, da  # da (T, D, B, 4H); grad_norm (T, D) float64
     c_prev = torch.cat([st["c0"].unsqueeze(0), c[:-1]], dim=0)  # (T, D, B, H)
     tc = st["tc"]
     coef = torch.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tc * o * (1 - o),
@@ -569,7 +541,9 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
         ext = _lstm_ext.lstm_ext() if _lstm_path == "auto" else _lstm_ext.build()
         if ext is None and _lstm_path == "ext":
             raise RuntimeError(f"the LSTM extension is not available: {_lstm_ext._state['error']!r}")
-    native_grad = mode == "LSTM" and ext is None and _lstm_path != "explicit"
+    if ext is not None:
+        return _trace_lstm_compiled(ext, module, xt, batched, h0_all, c0_all, loss_fn, k)
+    native_grad = mode == "LSTM" and _lstm_path != "explicit"
 
     # 1. forward, layer by layer, with autograd where the kernel's backward will be used
     x_leaf = xt.clone().requires_grad_(native_grad)
@@ -591,25 +565,17 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
                     w_z[:, d * H:(d + 1) * H] = w_hh.detach()
                     flats.append([torch.cat([w_ih, w_z], dim=1), w_hh] + ([b_ih, b_hh] if module.bias else []))
                 out, h_n, c_n = _run_layer(mode, torch.cat([inp, z], dim=-1), h0_l, c0_l, flats, module.bias, k)
-            elif ext is not None:  # the compiled loop: states, gates and c_t in one pass
-                records.append(_lstm_layer_compiled(ext, inp, h0_l, c0_l, params))
-                h, c = records[-1]["h"], records[-1]["c"]  # (T, D, B, H) processing order
-                out = _proc(h).transpose(1, 2).reshape(T, B, D * H)  # position order
-                h_n, c_n = h[-1], c[-1]  # the last processed step of each direction
             else:
                 flats = [ps if module.bias else ps[:2] for ps in params]
                 out, h_n, c_n = _run_layer(mode, inp, h0_l, c0_l, flats, module.bias, k)
-            if ext is None:
-                h = _proc(out.detach().view(T, B, D, H).transpose(1, 2))  # (T, D, B, H) processing order
-                records.append({"h": h, **_gates(mode, inp.detach(), h, h0_l, c0_l,
-                                                 [[p.detach() for p in ps] for ps in params])})
+            h = _proc(out.detach().view(T, B, D, H).transpose(1, 2))  # (T, D, B, H) processing order
+            records.append({"h": h, **_gates(mode, inp.detach(), h, h0_l, c0_l,
+                                             [[p.detach() for p in ps] for ps in params])})
             outs.append(out)
             h_ns.append(h_n.detach())
             c_ns.append(None if c_n is None else c_n.detach())
             inp = out
-        output = out.transpose(0, 1) if module.batch_first else out
-        if not batched:
-            output = output.squeeze(0 if module.batch_first else 1)
+        output = _to_module(out, module, batched)
 
 
     # 2. the loss, and the gradients the kernel's backward gives
@@ -649,12 +615,11 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
                 if module.bias:
                     param_grads["bias_ih" + sfx], param_grads["bias_hh" + sfx] = b_ih, b_hh
     else:
-        g = grads[0] if batched else grads[0].unsqueeze(0 if module.batch_first else 1)
-        e = tm(g.transpose(0, 1) if module.batch_first else g)
+        e = tm(_from_module(grads[0], module, batched))
         for layer in range(L - 1, -1, -1):
             st = records[layer]
             if mode == "LSTM":
-                d, dgi, dgh = _lstm_backward(st, e, k, ext)
+                d, dgi, dgh = _lstm_backward(st, e, k)
             else:
                 d, dgi, dgh = (_gru_backward if mode == "GRU" else _rnn_backward)(st, e, k)
             d_all[layer] = d
@@ -684,13 +649,8 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
         return out.permute(0, 2, 3, 1, 4)
 
     grad_hidden = per_step(d_all)
-    if all("grad_norm" in r for r in records):  # the compiled LSTM loop's, (T, D) processing order per layer
-        grad_norm = torch.stack([_proc(r["grad_norm"]).t() for r in records])  # (L, D, T)
-    else:  # float64: no underflow of squares
-        grad_norm = grad_hidden.double().norm(dim=-1).mean(dim=2)  # (L, D, T)
-    grad_input = grad_input.transpose(0, 1) if module.batch_first else grad_input
-    if not batched:
-        grad_input = grad_input.squeeze(0 if module.batch_first else 1)
+    grad_norm = grad_hidden.double().norm(dim=-1).mean(dim=2)  # (L, D, T) float64: no underflow of squares
+    grad_input = _to_module(grad_input, module, batched)
     lstm = mode == "LSTM"
     return Trace(
         mode=mode,
@@ -705,6 +665,107 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
         grad_norm=grad_norm,
         grad_input=grad_input.detach().contiguous(),
         param_grads={n: param_grads[n].detach().contiguous() for n, _ in module.named_parameters()},
+        truncation=k,
+    )
+
+
+def _to_module(t: Tensor, module, batched: bool) -> Tensor:
+    """(T, B, X) time-major -> the module's layout (batch_first, unbatched)."""
+    t = t.transpose(0, 1) if module.batch_first else t
+    return t if batched else t.squeeze(0 if module.batch_first else 1)
+
+
+def _from_module(t: Tensor, module, batched: bool) -> Tensor:
+    """The module's layout -> (T, B, X) time-major (a view)."""
+    t = t if batched else t.unsqueeze(0 if module.batch_first else 1)
+    return t.transpose(0, 1) if module.batch_first else t
+
+
+def _trace_lstm_compiled(ext, module, xt: Tensor, batched: bool, h0_all: Tensor, c0_all: Tensor,
+                         loss_fn: Callable[[Tensor], Tensor], k: int | None) -> Trace:
+    """`trace` for an LSTM by the compiled loops of rnnviz/_lstm_ext.py.
+
+    Every tensor stays in PyTorch's output layout (T, B, D, X), input-position order (each direction's loop walks
+    its own time order), so a layer's h is the next layer's input as it is, the returned fields are views, and the
+    two directions share each GEMM:
+    1. Forward, per layer: act = x W_ih^T + b for all steps and both directions (one GEMM), then one loop:
+       per step the recurrent product h_{t-1} W_hh^T, the gate activations, c_t, tanh c_t and h_t.
+    2. dL/d(output) by autograd through `loss_fn` only.
+    3. Backward, top layer first: one loop, the recursion of `_lstm_backward` and ||dL/dh_t|| as it goes;
+       then dW_ih, dW_hh, db and dL/dx from the pre-activation gradients da, one GEMM each.
+    """
+    T, B, _ = xt.shape
+    L, D, H = module.num_layers, (2 if module.bidirectional else 1), module.hidden_size
+    recs, inp = [], xt  # inp (T, B, in)
+    with torch.no_grad():
+        for layer in range(L):
+            sl = slice(layer * D, (layer + 1) * D)
+            params = _layer_params(module, layer, detach=True)
+            W_ih = torch.cat([p[0] for p in params])  # (D*4H, in)
+            W_hh = torch.stack([p[1] for p in params])  # (D, 4H, H)
+            b = torch.cat([p[2] + p[3] for p in params])  # (D*4H,)
+            act = _mm_nt(inp.reshape(T * B, -1), W_ih, b).view(T, B, D, 4 * H)  # activated by the loop
+            h0, c0 = h0_all[sl].contiguous(), c0_all[sl].contiguous()  # (D, B, H)
+            h, c, tc = ext.lstm_forward(act, W_hh.transpose(1, 2).contiguous(), h0, c0)  # each (T, B, D, H)
+            recs.append({"x": inp, "act": act, "h": h, "c": c, "tc": tc, "h0": h0, "c0": c0, "W_ih": W_ih,
+                         "W_hh": W_hh})
+            inp = h.view(T, B, D * H)
+    output = _to_module(inp, module, batched)
+    with torch.enable_grad():
+        leaf = output.detach().clone().requires_grad_(True)
+        loss = loss_fn(leaf)
+        _check_loss(loss)
+        (g,) = torch.autograd.grad(loss.reshape(()), [leaf], allow_unused=True)
+    if g is None:
+        raise ValueError("loss_fn's result does not depend on the output it was given")
+
+    param_grads, ds, norms = {}, [None] * L, [None] * L
+    e = _from_module(g, module, batched)  # (T, B, D*H) direct gradient of the top layer
+    with torch.no_grad():
+        for layer in range(L - 1, -1, -1):
+            r = recs[layer]
+            d = e.reshape(T, B, D, H).contiguous()  # e in, the total dL/dh out (in place)
+            da, norms[layer] = ext.lstm_backward(d, r["act"], r["c"], r["tc"], r["c0"], r["W_hh"], k or 0)
+            ds[layer] = d
+            da2 = da.view(T * B, D * 4 * H)
+            prev = torch.empty_like(r["h"])  # (T, B, D, H): the state each direction's step started from
+            prev[1:, :, 0], prev[0, :, 0] = r["h"][:-1, :, 0], r["h0"][0]
+            if D == 2:
+                prev[:-1, :, 1], prev[-1, :, 1] = r["h"][1:, :, 1], r["h0"][1]
+            dW_ih = _mm_nt(r["x"].reshape(T * B, -1).t(), da2.t()).t()  # (D*4H, in)
+            dW_hh = _mm_nt(prev.view(T * B, D * H).t(), da2.t()).t()  # (D*4H, D*H): direction j's block j
+            db = da2.sum(dim=0)  # (D*4H,)
+            for j in range(D):
+                sfx = f"_l{layer}" + ("_reverse" if j else "")
+                rows = slice(j * 4 * H, (j + 1) * 4 * H)
+                param_grads["weight_ih" + sfx] = dW_ih[rows]
+                param_grads["weight_hh" + sfx] = dW_hh[rows, j * H:(j + 1) * H]
+                if module.bias:
+                    param_grads["bias_ih" + sfx] = db[rows]
+                    param_grads["bias_hh" + sfx] = db[rows].clone()
+            e = _input_grad_one(da2, r["W_ih"]).view(T, B, -1)  # dL/d(layer input): (T, B, in)
+
+    def per_step(ts: list[Tensor]) -> Tensor:  # L x (T, B, D, X) -> (L, D, B, T, X): a view for one layer
+        t = ts[0].unsqueeze(0) if L == 1 else torch.stack(ts)
+        return t.permute(0, 3, 2, 1, 4)
+
+    def last(t: Tensor) -> Tensor:  # (T, B, D, H) -> (D, B, H): each direction's last processed step
+        return torch.stack([t[-1, :, 0]] + ([t[0, :, 1]] if D == 2 else []))
+
+    acts = [r["act"] for r in recs]
+    return Trace(
+        mode="LSTM",
+        output=output.contiguous(),
+        h_n=torch.cat([last(r["h"]) for r in recs]),
+        c_n=torch.cat([last(r["c"]) for r in recs]),
+        loss=float(loss.detach()),
+        hidden=per_step([r["h"] for r in recs]),
+        cell=per_step([r["c"] for r in recs]),
+        gates={name: per_step([a[..., n * H:(n + 1) * H] for a in acts]) for n, name in enumerate(GATE_NAMES["LSTM"])},
+        grad_hidden=per_step(ds),
+        grad_norm=torch.stack([n.t() for n in norms]),  # (L, D, T) float64
+        grad_input=_to_module(e, module, batched).contiguous(),
+        param_grads={n: param_grads[n].contiguous() for n, _ in module.named_parameters()},
         truncation=k,
     )
 
