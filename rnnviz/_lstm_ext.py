@@ -206,7 +206,8 @@ std::vector<torch::Tensor> lstm_forward(torch::Tensor act, torch::Tensor Wt, tor
 
 // d (T, B, D, H): on entry the direct gradient e, on exit the total dL/dh. act (T, B, D, 4H): the activated gates
 // i, f, g, o. c, tc (T, B, D, H): c_t and tanh(c_t). c0 (D, B, H). W (D, 4H, H): W_hh. k: truncation window, 0 for
-// none, counted in processing steps. Returns da (T, B, D, 4H), the pre-activation gradients, and (T, D) float64:
+// none, counted in processing steps. Returns da (D, T, B, 4H), the pre-activation gradients (direction-major, so
+// each direction's parameter gradients are dense GEMMs), and (T, D) float64:
 // ||dL/dh_t|| over units, mean over the batch. Per direction, processing step s from T - 1 down to 0:
 //     dc_s = d_s o_s (1 - tanh^2 c_s) + f_{s+1} dc_{s+1}
 //     da_s = [dc_s g_s i_s(1-i_s) | dc_s c_{s-1} f_s(1-f_s) | dc_s i_s(1-g_s^2) | d_s tanh(c_s) o_s(1-o_s)]
@@ -214,7 +215,7 @@ std::vector<torch::Tensor> lstm_forward(torch::Tensor act, torch::Tensor Wt, tor
 std::vector<torch::Tensor> lstm_backward(torch::Tensor d, torch::Tensor act, torch::Tensor c, torch::Tensor tc,
                                          torch::Tensor c0, torch::Tensor W, int64_t k) {
   const int64_t T = d.size(0), B = d.size(1), D = d.size(2), H = d.size(3), G = 4 * H;
-  auto da = torch::empty({T, B, D, G}, d.options());
+  auto da = torch::empty({D, T, B, G}, d.options());
   auto dcbuf = torch::zeros({2, D, B, H}, d.options());  // dc of steps s and s + 1, per direction
   auto norm = torch::zeros({T, D}, d.options().dtype(torch::kFloat64));
   AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "lstm_backward", [&] {
@@ -241,7 +242,7 @@ std::vector<torch::Tensor> lstm_backward(torch::Tensor d, torch::Tensor act, tor
           const scalar_t* __restrict__ dv = pd + r * H;  // complete now: step s + 1 added its term
           const scalar_t* __restrict__ dn = dcn + b * H;
           scalar_t* __restrict__ dc = dcs + b * H;
-          scalar_t* __restrict__ out = pda + r * G;
+          scalar_t* __restrict__ out = pda + ((j * T + p) * B + b) * G;
           double ss = 0;
           for (int64_t h = 0; h < H; ++h) ss += double(dv[h]) * double(dv[h]);
           pn[p * D + j] += std::sqrt(ss) / double(B);
@@ -259,7 +260,7 @@ std::vector<torch::Tensor> lstm_backward(torch::Tensor d, torch::Tensor act, tor
           }
         }
         if (s > 0 && (k == 0 || s % k != 0))  // d at the previous position += da_s W_hh
-          recurrent(pda + (p * B * D + j) * G, D * G, pd + (q * B * D + j) * H, D * H, W, j, B);
+          recurrent(pda + (j * T + p) * B * G, G, pd + (q * B * D + j) * H, D * H, W, j, B);
       }
     }
   });

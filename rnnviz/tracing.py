@@ -727,23 +727,23 @@ def _trace_lstm_compiled(ext, module, xt: Tensor, batched: bool, h0_all: Tensor,
             d = e.reshape(T, B, D, H).contiguous()  # e in, the total dL/dh out (in place)
             da, norms[layer] = ext.lstm_backward(d, r["act"], r["c"], r["tc"], r["c0"], r["W_hh"], k or 0)
             ds[layer] = d
-            da2 = da.view(T * B, D * 4 * H)
-            prev = torch.empty_like(r["h"])  # (T, B, D, H): the state each direction's step started from
-            prev[1:, :, 0], prev[0, :, 0] = r["h"][:-1, :, 0], r["h0"][0]
+            x2 = r["x"].reshape(T * B, -1)  # (T*B, in)
+            prev = torch.empty(D, T, B, H, dtype=d.dtype)  # the state each direction's step started from
+            prev[0, 1:], prev[0, 0] = r["h"][:-1, :, 0], r["h0"][0]
             if D == 2:
-                prev[:-1, :, 1], prev[-1, :, 1] = r["h"][1:, :, 1], r["h0"][1]
-            dW_ih = _mm_nt(r["x"].reshape(T * B, -1).t(), da2.t()).t()  # (D*4H, in)
-            dW_hh = _mm_nt(prev.view(T * B, D * H).t(), da2.t()).t()  # (D*4H, D*H): direction j's block j
-            db = da2.sum(dim=0)  # (D*4H,)
+                prev[1, :-1], prev[1, -1] = r["h"][1:, :, 1], r["h0"][1]
+            dx = None
             for j in range(D):
+                da_j = da[j].view(T * B, 4 * H)
                 sfx = f"_l{layer}" + ("_reverse" if j else "")
-                rows = slice(j * 4 * H, (j + 1) * 4 * H)
-                param_grads["weight_ih" + sfx] = dW_ih[rows]
-                param_grads["weight_hh" + sfx] = dW_hh[rows, j * H:(j + 1) * H]
+                param_grads["weight_ih" + sfx] = _mm_nt(x2.t(), da_j.t()).t()  # (4H, in)
+                param_grads["weight_hh" + sfx] = _mm_nt(prev[j].view(T * B, H).t(), da_j.t()).t()  # (4H, H)
                 if module.bias:
-                    param_grads["bias_ih" + sfx] = db[rows]
-                    param_grads["bias_hh" + sfx] = db[rows].clone()
-            e = _input_grad_one(da2, r["W_ih"]).view(T, B, -1)  # dL/d(layer input): (T, B, in)
+                    param_grads["bias_ih" + sfx] = da_j.sum(dim=0)
+                    param_grads["bias_hh" + sfx] = param_grads["bias_ih" + sfx].clone()
+                dx_j = _input_grad_one(da_j, r["W_ih"][j * 4 * H:(j + 1) * 4 * H])  # (T*B, in)
+                dx = dx_j if dx is None else dx.add_(dx_j)
+            e = dx.view(T, B, -1)  # dL/d(layer input): (T, B, in)
 
     def per_step(ts: list[Tensor]) -> Tensor:  # L x (T, B, D, X) -> (L, D, B, T, X): a view for one layer
         t = ts[0].unsqueeze(0) if L == 1 else torch.stack(ts)
