@@ -35,7 +35,9 @@ CPP = r"""
 #include <immintrin.h>
 #include <cmath>
 
-// SLEEF's 8-wide float exp and tanh (1 ulp), exported by libtorch_cpu, which ATen's own kernels use.
+// SLEEF's 16- and 8-wide float exp and tanh (1 ulp), exported by libtorch_cpu, which ATen's own kernels use.
+extern "C" __m512 Sleef_expf16_u10avx512f(__m512);
+extern "C" __m512 Sleef_tanhf16_u10avx512f(__m512);
 extern "C" __m256 Sleef_expf8_u10avx2(__m256);
 extern "C" __m256 Sleef_tanhf8_u10avx2(__m256);
 
@@ -145,10 +147,28 @@ static void recurrent(const scalar_t* x, int64_t ldx, scalar_t* y, int64_t ldy, 
   torch::from_blob(y, {M, N}, {ldy, 1}, opt).addmm_(xt, W.select(0, j));
 }
 
+// The same 16 at a time with AVX-512, the tail masked: twice the AVX2 rate (measured in the forward loop).
+__attribute__((target("avx512f"))) static void tanh16(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes(n - i);
+    _mm512_mask_storeu_ps(y + i, m, Sleef_tanhf16_u10avx512f(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+__attribute__((target("avx512f"))) static void sigmoid16(const float* x, float* y, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes(n - i);
+    const __m512 e = Sleef_expf16_u10avx512f(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m, x + i)));
+    _mm512_mask_storeu_ps(y + i, m, _mm512_div_ps(one, _mm512_add_ps(one, e)));
+  }
+}
+
 template <typename T> static void tanh_n(const T* x, T* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
 }
 template <> void tanh_n<float>(const float* x, float* y, int64_t n) {
+  if (avx512()) return tanh16(x, y, n);
   if (avx2()) return tanh8(x, y, n);
   for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
 }
@@ -156,6 +176,7 @@ template <typename T> static void sigmoid_n(const T* x, T* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = T(1) / (T(1) + std::exp(-x[i]));
 }
 template <> void sigmoid_n<float>(const float* x, float* y, int64_t n) {
+  if (avx512()) return sigmoid16(x, y, n);
   if (avx2()) return sigmoid8n(x, y, n);
   for (int64_t i = 0; i < n; ++i) y[i] = 1.f / (1.f + std::exp(-x[i]));
 }
