@@ -1,14 +1,15 @@
 """Speed of rnnviz.trace vs the native module's forward+backward, measured side by side.
 
-    python bench/bench_trace.py [--repeats 15] [--threads 1] [--part all|cells|lstm|loop]
+    python bench/bench_trace.py [--repeats 15] [--threads 1] [--part all|cells|lstm|loop|gemm]
 
 cells: RNN/LSTM/GRU at two sizes, the median time of native fwd+bwd and of trace, and their ratio (trace / native).
 lstm:  the LSTM over the dashboard's shapes (hidden 32-256, T 20-1000, batch 8-128, layers 1-3, bidirectional),
        each of trace's LSTM paths against native: kernel (the fused kernel's backward on zero-augmented input),
-       explicit (the eager backward recursion), ext (the same recursion as one compiled C++ loop, rnnviz/_lstm_ext.py).
+       explicit (the eager backward recursion), ext (the compiled forward and backward loops, rnnviz/_lstm_ext.py).
 loop:  the LSTM backward recursion alone (one layer, gates given), fused in each way tried: eager torch ops, the
        loop under TorchScript, a torch.compile (inductor, C++) per-step cell, inductor for the step-independent
        factors + the eager loop, and the C++ extension. Compile times are printed, not counted.
+gemm:  the trace's GEMMs: the compiled per-step kernel vs ATen's addmm, oneDNN's matmul vs torch.mm.
 Everything runs in this process, interleaved, so machine noise hits all alike. Goal: ratio <= 1.5.
 One torch thread by default, as the dashboard (app.py) sets.
 """
@@ -103,7 +104,7 @@ def _loop_inputs(T, D, B, H):
     c, cp = torch.empty(T, D, B, H), c0
     for s in range(T):
         cp = c[s] = f[s] * cp + i[s] * gg[s]
-    st = {"input": i, "forget": f, "cell": gg, "output": o, "c": c, "act": act, "c0": c0,
+    st = {"input": i, "forget": f, "cell": gg, "output": o, "c": c, "tc": c.tanh(), "act": act, "c0": c0,
           "W_hh": torch.randn(D, 4 * H, H, generator=g) / H ** 0.5}
     return st, torch.randn(T, D, B, H, generator=g) * 1e-3
 
@@ -132,6 +133,42 @@ def _cell_step(d, dc_next, f_next, coef):  # one step's elementwise work: d, dc_
     # coef (D, B, 5, H)
     dc = d * coef[:, :, 4] + f_next * dc_next
     return dc, torch.cat([dc.unsqueeze(2) * coef[:, :, :3], (d * coef[:, :, 3]).unsqueeze(2)], dim=2).flatten(2)
+
+
+def _pos(t):  # (T, D, B, X) processing order <-> (T, B, D, X) position order, the compiled loops' layout
+    t = t if t.shape[1] == 1 else torch.stack([t[:, 0], t[:, 1].flip(0)], dim=1)
+    return t.transpose(1, 2).contiguous()
+
+
+def _ext_backward(ext, st, e):
+    d = _pos(e)  # e in, the total dL/dh out
+    ext.lstm_backward(d, _pos(st["act"]), _pos(st["c"]), _pos(st["tc"]), st["c0"].contiguous(), st["W_hh"], 0)
+    return _pos(d.transpose(1, 2)).transpose(1, 2) if e.shape[1] == 2 else d.transpose(1, 2)
+
+
+def part_gemm(repeats):
+    """The trace's GEMMs: the per-step recurrent product (the compiled kernel vs ATen's addmm) and the big
+    all-steps products (oneDNN's matmul, as rnnviz.tracing._mm_nt calls it, vs torch.mm)."""
+    ext = _lstm_ext.build()
+    lp = torch.ops.mkldnn._linear_pointwise
+    print("per-step product y += x W, us (GFLOPS): (M, K, N) = (batch, K, N) of the LSTM loops; the kernel's time "
+          "includes allocating y (inside the loops it is not)")
+    for M, K, N in [(8, 32, 128), (8, 128, 32), (32, 64, 256), (32, 256, 64), (8, 256, 1024), (8, 1024, 256),
+                    (128, 128, 512)]:
+        x, w, y = torch.randn(M, K), torch.randn(K, N), torch.zeros(M, N)
+        fs = {"addmm": lambda x=x, w=w, y=y: torch.addmm(y, x, w, out=y)}
+        if ext is not None:
+            fs["kernel"] = lambda x=x, w=w: ext.matmul(x, w)
+        r = interleaved(fs, repeats * 20)
+        print(f"  {str((M, K, N)):>16} " + "  ".join(f"{n} {t * 1e3:7.2f} ({2 * M * K * N / t / 1e6:4.0f})"
+                                                    for n, t in r.items()), flush=True)
+    print("all-steps product a @ b^T, ms (GFLOPS)")
+    for M, K, N in [(3200, 8, 256), (3200, 64, 256), (400, 256, 1024), (6400, 128, 512)]:
+        a, b = torch.randn(M, K), torch.randn(N, K)
+        r = interleaved({"torch.mm": lambda a=a, b=b: a @ b.t(),
+                         "oneDNN": lambda a=a, b=b: lp(a, b, None, "none", [], "")}, repeats)
+        print(f"  {str((M, K, N)):>16} " + "  ".join(f"{n} {t:6.3f} ({2 * M * K * N / t / 1e6:4.0f})"
+                                                    for n, t in r.items()), flush=True)
 
 
 def part_loop(repeats):
@@ -183,7 +220,7 @@ def part_loop(repeats):
     if compiled:
         variants.update({"ind-step": step_compiled, "ind-coef": coef_compiled})
     if ext is not None:
-        variants["ext"] = lambda st, e: _lstm_backward(st, e, None, ext)
+        variants["ext"] = lambda st, e: _ext_backward(ext, st, e)
     print("LSTM backward recursion alone (one layer, gates given), ms; exactness vs eager in max |diff| of d")
     print(f"{'(T, D, B, H)':>18} " + " ".join(f"{n:>9}" for n in variants) + "  max|diff|")
     for T, B, H, D in [(50, 8, 32, 1), (100, 32, 64, 1), (50, 128, 128, 1), (50, 32, 64, 2), (1000, 8, 256, 1)]:
@@ -204,7 +241,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the dashboard uses 1; 0 = torch's default)")
-    ap.add_argument("--part", choices=["all", "cells", "lstm", "loop"], default="all")
+    ap.add_argument("--part", choices=["all", "cells", "lstm", "loop", "gemm"], default="all")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -218,6 +255,8 @@ def main():
         part_lstm(args.repeats)
     if args.part in ("all", "loop"):
         part_loop(args.repeats)
+    if args.part in ("all", "gemm"):
+        part_gemm(args.repeats)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""The LSTM trace's backward recursion as one compiled C++ loop (a torch extension built with the system's C++
-compiler), so each step's elementwise work is one fused pass in cache instead of several small torch ops.
+"""The LSTM trace's forward and backward loops in C++ (a torch extension built with the system's C++ compiler):
+each step's work is one pass in cache instead of several small torch ops, and no second pass recomputes the gates.
 
     ext = lstm_ext()            # the loaded module, or None: not built yet (a build starts in the background),
                                 # failed, or disabled (RNNVIZ_LSTM_EXT=0)
@@ -12,11 +12,17 @@ source's hash; later processes only load it (well under a second, also in the ba
 loaded, and forever if the build fails (no compiler, no ninja, an unwritable cache), callers use the eager
 path: every failure is silent.
 
-Two loops: the cell-state scan c_t = f_t c_{t-1} + i_t g_t (forward, all steps), and the backward recursion
-(processing order, s from T-1 down to 0; cuts where truncation detached the state):
-    dc_s = d_s o_s (1 - tanh^2 c_s) + f_{s+1} dc_{s+1}
-    da_s = [dc_s g_s i_s(1-i_s) | dc_s c_{s-1} f_s(1-f_s) | dc_s i_s(1-g_s^2) | d_s tanh(c_s) o_s(1-o_s)]
-    d_{s-1} = e_{s-1} + W_hh^T da_s      (ATen's addmm, per direction)
+Tensors are (T, B, D, X) in input-position order (PyTorch's output layout); direction j's loop walks its own time
+order, s = 0.. T-1 at position s (forward) or T-1-s (reverse). Per step s of each direction:
+1. lstm_forward: pre_s = xw_s + h_{s-1} W_hh^T (xw = x W_ih^T + b, one GEMM before the loop), then
+       [i|f|g|o]_s = [sigma|sigma|tanh|sigma](pre_s),  c_s = f_s c_{s-1} + i_s g_s,  h_s = o_s tanh(c_s)
+2. lstm_backward, s from T-1 down to 0 (the carry and the product cut where truncation detached the state):
+       dc_s = d_s o_s (1 - tanh^2 c_s) + f_{s+1} dc_{s+1}
+       da_s = [dc_s g_s i_s(1-i_s) | dc_s c_{s-1} f_s(1-f_s) | dc_s i_s(1-g_s^2) | d_s tanh(c_s) o_s(1-o_s)]
+       d_{s-1} += da_s W_hh      (d holds the direct gradient e on entry, the total dL/dh on exit)
+   and ||d_s|| per step (float64 sums), the trace's gradient-norm curve, on the way.
+The per-step products run in an AVX-512 register-tile kernel for float32 (2-3x MKL's addmm on AMD CPUs, where MKL
+takes its AVX2 path), ATen's addmm otherwise; the activations use SLEEF's vector exp and tanh from libtorch.
 """
 
 from __future__ import annotations
@@ -181,6 +187,18 @@ template <> void sigmoid_n<float>(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = 1.f / (1.f + std::exp(-x[i]));
 }
 
+// x (M, K) @ w (K, N) by the recurrent product above (the AVX-512 kernel for float32 where the CPU has it): for
+// the tests and bench_trace.py --part gemm.
+torch::Tensor matmul(torch::Tensor x, torch::Tensor w) {
+  auto xc = x.contiguous();
+  auto W = w.contiguous().unsqueeze(0);  // (1, K, N)
+  auto y = torch::zeros({x.size(0), w.size(1)}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "matmul", [&] {
+    recurrent(xc.data_ptr<scalar_t>(), xc.size(1), y.data_ptr<scalar_t>(), y.size(1), W, 0, x.size(0));
+  });
+  return y;
+}
+
 // Layout: every tensor is (T, B, D, X) in input-position order, PyTorch's own output layout. Direction j processes
 // step s at position p = pos(s, j): s forward, T - 1 - s in reverse; per (position, direction) the B rows are
 // strided by D X.
@@ -328,7 +346,7 @@ def _build():
 
     tmp = tempfile.mkdtemp(prefix="rnnviz_ext_")
     try:
-        mod = load_inline(name=name, cpp_sources=[CPP], functions=["lstm_forward", "lstm_backward"],
+        mod = load_inline(name=name, cpp_sources=[CPP], functions=["lstm_forward", "lstm_backward", "matmul"],
                           build_directory=tmp,
                           extra_cflags=["-O3"], verbose=False)
         try:  # cache for later processes: copy, then an atomic rename

@@ -3,26 +3,28 @@
     tr = trace(module, x, loss_fn=None, h0=None, truncation=None)
 
 How it works (exact, no per-step autograd graph):
-1. Forward, layer by layer, with PyTorch's own fused kernel (so `output` is PyTorch's).
-2. Gates for all steps at once from the recorded states: one matmul per weight matrix (LSTM: one for all three,
-   [x_t | h_{t-1} | 1] @ [W_ih | W_hh | b]^T). The LSTM cell state is the one recursion left:
-   c_t = f_t * c_{t-1} + i_t * g_t (a compiled loop once rnnviz/_lstm_ext.py is loaded, else T small ops).
+1. Forward, layer by layer, with PyTorch's own fused kernel (so `output` is PyTorch's). LSTM once the compiled
+   extension is loaded (built in the background on first use, rnnviz/_lstm_ext.py): its own loop instead, which
+   records the gates and c_t as it goes (`output` equal to PyTorch's to rounding: tested to 1e-5 in float32).
+2. Gates for all steps at once from the recorded states: one matmul per weight matrix. The LSTM cell state is
+   the one recursion left: c_t = f_t * c_{t-1} + i_t * g_t (T small ops; the compiled loop has it from step 1).
 3. dL/d(output) by autograd through `loss_fn` only.
 4. The total derivative dL/dh_t, top layer first:
        RNN   explicit recursion  d_{t-1} = e_{t-1} + W_hh^T (d_t * phi'(a_t))
        GRU   explicit recursion  d_{t-1} = e_{t-1} + z_t * d_t + W_hh^T [dr_t | dz_t | r_t * dn_t]
-       LSTM  once the compiled extension is loaded (built in the background on first use, rnnviz/_lstm_ext.py):
-             explicit recursion  dc_t = d_t o_t (1 - tc_t^2) + f_{t+1} dc_{t+1}   (tc = tanh c),
+       LSTM  explicit recursion  dc_t = d_t o_t (1 - tc_t^2) + f_{t+1} dc_{t+1}   (tc = tanh c),
                      d_{t-1} = e_{t-1} + W_hh^T [dc g i(1-i) | dc c_{t-1} f(1-f) | dc i(1-g^2) | d tc o(1-o)]_t
-             as one C++ loop; until then the fused kernel's own backward on the input augmented with zeros Z_t
-             whose input weights are W_hh: dL/dZ_t = W_hh^T dL/da_t, the recurrent part of d_{t-1}
+             as one C++ loop once the extension is loaded (`_trace_lstm_compiled`); until then the fused
+             kernel's own backward on the input augmented with zeros Z_t whose input weights are W_hh:
+             dL/dZ_t = W_hh^T dL/da_t, the recurrent part of d_{t-1}
    where e_t is the gradient arriving from the loss or the layer above at step t ("direct").
    Truncated BPTT with window k drops the recurrent term where the state was detached.
 5. Parameter gradients and dL/dx: RNN, GRU and the explicit LSTM from the stored pre-activation gradients (one
-   matmul each; LSTM one for [W_ih | W_hh | b]); the kernel-path LSTM from the kernel's backward.
+   matmul each); the kernel-path LSTM from the kernel's backward.
 
 Internally tensors are time-major and in *processing order* (the reverse direction flipped in time),
-so both directions share one loop. Everything returned is in input-position order.
+so both directions share one loop; the compiled LSTM keeps PyTorch's (T, B, D, X) layout instead, each direction's
+loop walking its own time order. Everything returned is in input-position order.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class Trace:
     """What `trace` returns. Per-step tensors are (layers, directions, batch, time, hidden)."""
 
     mode: str  # "RNN_TANH" | "RNN_RELU" | "LSTM" | "GRU"
-    output: Tensor  # exactly module(x, h0)[0], in the module's layout
+    output: Tensor  # module(x, h0)[0], in the module's layout (the compiled LSTM's own: equal to rounding)
     h_n: Tensor  # (layers*dirs, batch, hidden), torch's layout
     c_n: Tensor | None  # LSTM only
     loss: float
@@ -513,8 +515,8 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
     counted from the first step each direction processes (PyTorch-style truncated BPTT).
     The module is only read. Inter-layer dropout is not applied (the deterministic network, as in eval).
 
-    LSTM, once rnnviz/_lstm_ext.py has loaded its compiled loop (the first LSTM trace starts the build in a
-    background thread and does not wait): the explicit backward recursion `_lstm_backward` as one C++ loop.
+    LSTM, once rnnviz/_lstm_ext.py has loaded its compiled loops (the first LSTM trace starts the build in a
+    background thread and does not wait): `_trace_lstm_compiled`, forward and backward as C++ loops.
     Until then (and if the build fails): the fused kernel runs forward and backward once, on the input
     augmented with zeros Z_t whose input weights are W_hh. Z changes nothing forward, and dL/dZ_t =
     W_hh^T dL/da_t (a_t the pre-activation), the recurrent part of the total derivative:
@@ -533,9 +535,9 @@ def trace(module: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor] | No
         loss_fn = _default_loss(module, batched)
     elif not callable(loss_fn):
         raise TypeError("loss_fn must be callable: output -> scalar tensor")
-    # LSTM: the compiled explicit recursion where loaded (bench_trace.py: fastest on 9 of 10 shapes), else the fused
-    # kernel's backward on zero-augmented input; the eager explicit recursion (many small ops per step) is never
-    # the default. RNN, GRU: explicit (<= 1x).
+    # LSTM: the compiled loops where loaded (bench_trace.py: fastest on all 10 shapes, 0.8-1.4x native), else the
+    # fused kernel's backward on zero-augmented input; the eager explicit recursion (many small ops per step) is
+    # never the default. RNN, GRU: explicit (<= 1.4x).
     ext = None
     if mode == "LSTM" and _lstm_path in ("auto", "ext"):
         ext = _lstm_ext.lstm_ext() if _lstm_path == "auto" else _lstm_ext.build()

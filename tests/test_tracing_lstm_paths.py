@@ -91,6 +91,31 @@ def test_ext_float32_matches_native_module(ext, bidirectional):
     assert_close(tr.grad_input, xr.grad, rtol=1e-4, atol=1e-7, what="grad_input")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("M,K,N", [(1, 1, 1), (3, 5, 7), (4, 64, 64), (5, 33, 65), (8, 32, 128), (13, 100, 129),
+                                   (32, 256, 64), (7, 1, 200)])
+def test_compiled_matmul_matches_torch(ext, dtype, M, K, N):
+    """The per-step product of both loops (AVX-512 tiles of 4 rows x 64 columns for float32, masked at the edges;
+    addmm otherwise) on shapes that leave every kind of remainder."""
+    x, w = torch.randn(M, K, dtype=dtype), torch.randn(K, N, dtype=dtype)
+    want = (x.double() @ w.double())
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else TOL
+    assert_close(ext.matmul(x, w).double(), want, what="matmul", **tol)
+
+
+@pytest.mark.parametrize("layers,bidirectional,hidden,batch", [(1, False, 37, 5), (2, True, 70, 3), (1, True, 5, 9)])
+def test_ext_float32_odd_sizes_match_native_module(ext, layers, bidirectional, hidden, batch):
+    """float32 through the compiled loops with sizes off the kernel's tile and SIMD widths, against nn.LSTM."""
+    m = make("LSTM", layers, bidirectional, True, dtype=torch.float32, hidden=hidden, input_size=3)
+    x = torch.randn(batch, 11, 3)
+    tr = rnnviz.trace(m, x, sum_loss, _lstm_path="ext", truncation=4)
+    ref = reference(m, x, sum_loss, truncation=4)
+    assert_close(tr.output, ref["output"], rtol=0, atol=1e-5, what="output")
+    assert_close(tr.grad_hidden, ref["grad_hidden"], rtol=1e-4, atol=1e-6, what="grad_hidden")
+    for n, g in tr.param_grads.items():
+        assert_close(g, ref["param_grads"][n], rtol=1e-4, atol=1e-5, what=f"grad {n}")
+
+
 def test_auto_uses_the_ext_once_loaded(ext, monkeypatch):
     calls, orig = [], ext.lstm_backward
 
