@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
+from rnnviz import _lstm_ext  # noqa: E402
 from rnnviz.models import ModelConfig  # noqa: E402
 from rnnviz.training import TrainConfig, Trainer  # noqa: E402
 
@@ -26,6 +27,7 @@ def main():
     ap.add_argument("--seq-len", type=int, default=50)
     args = ap.parse_args()
     torch.set_num_threads(1)
+    _lstm_ext.build()  # loaded before timing, as a running server has it after its background build
     print(f"adding problem T={args.seq_len}, hidden 32, batch 32; {args.rounds} rounds x {args.steps} steps each")
     print(f"{'cell':9} {'no snapshots':>14} {'every 10':>10} {'cost':>6}")
     for cell in ("rnn_tanh", "lstm", "gru"):
