@@ -52,38 +52,71 @@ static bool avx2() {
   return ok;
 }
 
-// y = tanh(x) and y = sigmoid(x) = 1 / (1 + exp(-x)) over n values (x may be y): 8 at a time where the CPU has
-// AVX2 (the tail through a zero-padded register), else one at a time with libm.
-__attribute__((target("avx2,fma"))) static void tanh8(const float* x, float* y, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, Sleef_tanhf8_u10avx2(_mm256_loadu_ps(x + i)));
-  if (i < n) {
-    float buf[8] = {0};
-    for (int64_t j = i; j < n; ++j) buf[j - i] = x[j];
-    _mm256_storeu_ps(buf, Sleef_tanhf8_u10avx2(_mm256_loadu_ps(buf)));
-    for (int64_t j = i; j < n; ++j) y[j] = buf[j - i];
-  }
-}
-
-__attribute__((target("avx2,fma"))) static inline __m256 sigmoid8(__m256 v) {
-  const __m256 one = _mm256_set1_ps(1.f);
-  return _mm256_div_ps(one, _mm256_add_ps(one, Sleef_expf8_u10avx2(_mm256_sub_ps(_mm256_setzero_ps(), v))));
-}
-
-__attribute__((target("avx2,fma"))) static void sigmoid8n(const float* x, float* y, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, sigmoid8(_mm256_loadu_ps(x + i)));
-  if (i < n) {
-    float buf[8] = {0};
-    for (int64_t j = i; j < n; ++j) buf[j - i] = x[j];
-    _mm256_storeu_ps(buf, sigmoid8(_mm256_loadu_ps(buf)));
-    for (int64_t j = i; j < n; ++j) y[j] = buf[j - i];
-  }
-}
-
 static bool avx512() {
   static const bool ok = __builtin_cpu_supports("avx512f");
   return ok;
+}
+
+static inline __mmask16 lanes(int64_t left) {  // the first min(left, 16) of 16 lanes
+  return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+}
+
+// y = act(x) over n values (x may be y), act = sigmoid(x) = 1 / (1 + exp(-x)) or tanh(x): 16 at a time with AVX-512,
+// the tail masked (twice the AVX2 rate, measured in the forward loop); else 8 at a time with AVX2, the tail through a
+// zero-padded register; else one at a time with libm (tanh_n, sigmoid_n below).
+template <bool Sigmoid>
+__attribute__((target("avx512f"))) static void act16(const float* x, float* y, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes(n - i);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    __m512 r;
+    if constexpr (Sigmoid) {
+      r = _mm512_div_ps(one, _mm512_add_ps(one, Sleef_expf16_u10avx512f(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+    } else {
+      r = Sleef_tanhf16_u10avx512f(v);
+    }
+    _mm512_mask_storeu_ps(y + i, m, r);
+  }
+}
+
+template <bool Sigmoid>
+__attribute__((target("avx2,fma"))) static inline __m256 act8v(__m256 v) {
+  if constexpr (Sigmoid) {
+    const __m256 one = _mm256_set1_ps(1.f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, Sleef_expf8_u10avx2(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+  } else {
+    return Sleef_tanhf8_u10avx2(v);
+  }
+}
+
+template <bool Sigmoid>
+__attribute__((target("avx2,fma"))) static void act8(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, act8v<Sigmoid>(_mm256_loadu_ps(x + i)));
+  if (i < n) {
+    float buf[8] = {0};
+    for (int64_t j = i; j < n; ++j) buf[j - i] = x[j];
+    _mm256_storeu_ps(buf, act8v<Sigmoid>(_mm256_loadu_ps(buf)));
+    for (int64_t j = i; j < n; ++j) y[j] = buf[j - i];
+  }
+}
+
+template <typename T> static void tanh_n(const T* x, T* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+}
+template <> void tanh_n<float>(const float* x, float* y, int64_t n) {
+  if (avx512()) return act16<false>(x, y, n);
+  if (avx2()) return act8<false>(x, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+}
+template <typename T> static void sigmoid_n(const T* x, T* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = T(1) / (T(1) + std::exp(-x[i]));
+}
+template <> void sigmoid_n<float>(const float* x, float* y, int64_t n) {
+  if (avx512()) return act16<true>(x, y, n);
+  if (avx2()) return act8<true>(x, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] = 1.f / (1.f + std::exp(-x[i]));
 }
 
 // The recurrent product of every step, y (M, N) += x (M, K) w (K, N): row strides ldx, ldy for x and y, w contiguous.
@@ -125,10 +158,6 @@ __attribute__((target("avx512f"))) static void tile1(const float* x, float* y, c
   STORE4(0, y)
 }
 
-static inline __mmask16 lanes(int64_t left) {
-  return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
-}
-
 __attribute__((target("avx512f"))) static void gemm512(const float* x, int64_t ldx, float* y, int64_t ldy,
                                                        const float* w, int64_t M, int64_t K, int64_t N) {
   for (int64_t n0 = 0; n0 < N; n0 += 64) {
@@ -151,40 +180,6 @@ static void recurrent(const scalar_t* x, int64_t ldx, scalar_t* y, int64_t ldy, 
   const auto opt = W.options();
   auto xt = torch::from_blob(const_cast<scalar_t*>(x), {M, K}, {ldx, 1}, opt);
   torch::from_blob(y, {M, N}, {ldy, 1}, opt).addmm_(xt, W.select(0, j));
-}
-
-// The same 16 at a time with AVX-512, the tail masked: twice the AVX2 rate (measured in the forward loop).
-__attribute__((target("avx512f"))) static void tanh16(const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 m = lanes(n - i);
-    _mm512_mask_storeu_ps(y + i, m, Sleef_tanhf16_u10avx512f(_mm512_maskz_loadu_ps(m, x + i)));
-  }
-}
-
-__attribute__((target("avx512f"))) static void sigmoid16(const float* x, float* y, int64_t n) {
-  const __m512 one = _mm512_set1_ps(1.f);
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 m = lanes(n - i);
-    const __m512 e = Sleef_expf16_u10avx512f(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m, x + i)));
-    _mm512_mask_storeu_ps(y + i, m, _mm512_div_ps(one, _mm512_add_ps(one, e)));
-  }
-}
-
-template <typename T> static void tanh_n(const T* x, T* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
-}
-template <> void tanh_n<float>(const float* x, float* y, int64_t n) {
-  if (avx512()) return tanh16(x, y, n);
-  if (avx2()) return tanh8(x, y, n);
-  for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
-}
-template <typename T> static void sigmoid_n(const T* x, T* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = T(1) / (T(1) + std::exp(-x[i]));
-}
-template <> void sigmoid_n<float>(const float* x, float* y, int64_t n) {
-  if (avx512()) return sigmoid16(x, y, n);
-  if (avx2()) return sigmoid8n(x, y, n);
-  for (int64_t i = 0; i < n; ++i) y[i] = 1.f / (1.f + std::exp(-x[i]));
 }
 
 // x (M, K) @ w (K, N) by the recurrent product above (the AVX-512 kernel for float32 where the CPU has it): for

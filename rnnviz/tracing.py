@@ -269,14 +269,19 @@ def _mm_nt(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
     float32 through oneDNN's matmul where PyTorch has it: 2.2x MKL's sgemm at the trace's shapes on an AMD
     machine (bench_trace.py --part gemm; MKL takes a slower path on non-Intel CPUs), for dense operands only (a
     row-strided view sent oneDNN to a reference kernel, 11 ms instead of 0.05); else torch's addmm / mm."""
-    if _ONEDNN and a.dtype == torch.float32 and a.shape[0] * a.shape[1] * b.shape[0] >= 1 << 20 and _dense(a) \
-            and _dense(b):  # below 2^20 multiply-adds oneDNN's fixed cost (~10 us) loses
+    if _onednn_takes(a, b):
         return torch.ops.mkldnn._linear_pointwise(a, b, bias, "none", [], "")
     return a @ b.t() if bias is None else torch.addmm(bias, a, b.t())
 
 
-def _dense(t: Tensor) -> bool:  # a matrix stored row- or column-major without gaps
-    return t.is_contiguous() or t.t().is_contiguous()
+def _onednn_takes(a: Tensor, b: Tensor) -> bool:
+    """Whether `_mm_nt(a, b)` goes to oneDNN: float32, both matrices stored row- or column-major without gaps,
+    and at least 2^20 multiply-adds (below that oneDNN's fixed cost, ~10 us, loses)."""
+    def dense(t: Tensor) -> bool:
+        return t.is_contiguous() or t.t().is_contiguous()
+
+    return (_ONEDNN and a.dtype == torch.float32 and a.shape[0] * a.shape[1] * b.shape[0] >= 1 << 20
+            and dense(a) and dense(b))
 
 
 def _weight_grad(dpre: Tensor, inp: Tensor) -> Tensor:
@@ -305,7 +310,8 @@ def _input_grad(dpre: Tensor, W_ih: Tensor) -> Tensor:
 
 
 def _input_grad_one(dpre: Tensor, W_ih: Tensor) -> Tensor:  # (N, G), (G, in) -> (N, in)
-    if _ONEDNN and dpre.dtype == torch.float32 and dpre.numel() * W_ih.shape[1] >= 1 << 20 and _dense(dpre):
+    """dpre W_ih: oneDNN where `_mm_nt` would take it, else torch in the orientation MKL runs faster."""
+    if _onednn_takes(dpre, W_ih.t()):
         return _mm_nt(dpre, W_ih.t())
     return (W_ih.t() @ dpre.t()).t()
 
