@@ -135,15 +135,18 @@ def _cell_step(d, dc_next, f_next, coef):  # one step's elementwise work: d, dc_
     return dc, torch.cat([dc.unsqueeze(2) * coef[:, :, :3], (d * coef[:, :, 3]).unsqueeze(2)], dim=2).flatten(2)
 
 
-def _pos(t):  # (T, D, B, X) processing order <-> (T, B, D, X) position order, the compiled loops' layout
-    t = t if t.shape[1] == 1 else torch.stack([t[:, 0], t[:, 1].flip(0)], dim=1)
-    return t.transpose(1, 2).contiguous()
+def _flip_reverse(t):  # (T, D, ...) processing order <-> position order: the reverse direction flipped in time
+    return t if t.shape[1] == 1 else torch.stack([t[:, 0], t[:, 1].flip(0)], dim=1)
+
+
+def _pos(t):  # (T, D, B, X) processing order -> (T, B, D, X) position order, the compiled loops' layout
+    return _flip_reverse(t).transpose(1, 2).contiguous()
 
 
 def _ext_backward(ext, st, e):
     d = _pos(e)  # e in, the total dL/dh out
     ext.lstm_backward(d, _pos(st["act"]), _pos(st["c"]), _pos(st["tc"]), st["c0"].contiguous(), st["W_hh"], 0)
-    return _pos(d.transpose(1, 2)).transpose(1, 2) if e.shape[1] == 2 else d.transpose(1, 2)
+    return _flip_reverse(d.transpose(1, 2))  # back to (T, D, B, H) processing order, as the eager variant's
 
 
 def part_gemm(repeats):

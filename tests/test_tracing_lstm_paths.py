@@ -105,7 +105,8 @@ def test_compiled_matmul_matches_torch(ext, dtype, M, K, N):
 
 @pytest.mark.parametrize("layers,bidirectional,hidden,batch", [(1, False, 37, 5), (2, True, 70, 3), (1, True, 5, 9)])
 def test_ext_float32_odd_sizes_match_native_module(ext, layers, bidirectional, hidden, batch):
-    """float32 through the compiled loops with sizes off the kernel's tile and SIMD widths, against nn.LSTM."""
+    """float32 through the compiled loops with sizes off the kernel's tile and SIMD widths, truncated, against the
+    unrolled reference (run in float32 too)."""
     m = make("LSTM", layers, bidirectional, True, dtype=torch.float32, hidden=hidden, input_size=3)
     x = torch.randn(batch, 11, 3)
     tr = rnnviz.trace(m, x, sum_loss, _lstm_path="ext", truncation=4)
