@@ -32,7 +32,7 @@ if TASKS[c.task].kind != "many_to_many":
     st.button("Use the character model (char_lm, T = 64) with the current cells", type="primary",
               on_click=_load_char_model, key="cn_load")
     st.markdown(INTRO)
-    st.stop()
+    ui.stop_page()
 ui.intro(INTRO)  # under the charts (ui.live draws it), so on a projector the heatmaps come first
 
 

@@ -4,7 +4,6 @@ import streamlit as st
 
 from pages import _ui as ui
 from rnnviz import analysis, figures
-from rnnviz.controls import check_budget
 
 ui.setup()
 st.title("Training curves and replay")
@@ -34,17 +33,17 @@ def render(rs):
     ui.downloads({"history": hist, "layer_grads": lambda: analysis.layer_grad_frames(rs),
                   "grad_flow": lambda: analysis.grad_flow_frames(rs),
                   "gate_stats": lambda: analysis.gate_stats_frames(rs)}, key="tr")
+    replay(rs)
 
 
-ui.live(render)
-
-st.divider()
-st.markdown("#### Replay recorded snapshots on every page")
-rs = ui.runs() if check_budget(ui.controls()) is None else {}
-steps = analysis.snapshot_steps(rs) if rs else []
-if len(steps) < 2:
-    st.caption("Train for a while first: snapshots are taken every few steps (sidebar → Snapshot every N steps).")
-else:
+def replay(rs):
+    """The scrubber, in the live area: a Step (which reruns only that area) adds its snapshot here too."""
+    st.divider()
+    st.markdown("#### Replay recorded snapshots on every page")
+    steps = analysis.snapshot_steps(rs)
+    if len(steps) < 2:
+        st.caption("Train for a while first: snapshots are taken every few steps (sidebar → Snapshot every N steps).")
+        return
     current = st.session_state.replay if st.session_state.replay is not None else steps[-1]
     current = max(s for s in steps if s <= current) if any(s <= current for s in steps) else steps[0]
     st.session_state.replay_steps = steps
@@ -53,3 +52,6 @@ else:
                      disabled=st.session_state.running,
                      help="Pause training to scrub. Every page then shows this snapshot.")
     st.button("Back to live", on_click=_go_live, key="replay_live")
+
+
+ui.live(render)

@@ -110,6 +110,7 @@ class StreamTab:
         self.pages: dict[str, str] = {}  # url path ("" = default page) -> page script hash
         self.widgets: dict[str, str] = {}  # widget key (or label) -> element id
         self.disabled: dict[str, bool] = {}  # element id -> disabled
+        self.fragment_of: dict[str, str] = {}  # element id -> the fragment that drew it ("" = none)
         self.status_text = ""
         self.texts: list[str] = []  # markdown/heading/alert bodies of the latest full run, in arrival order
         self.exceptions: list[str] = []  # st.exception elements received (an app error shown on the page)
@@ -188,14 +189,17 @@ class StreamTab:
             self._ws.send(msg.SerializeToString())
 
     def click(self, key: str) -> float:
-        """Press the button whose key (or label) is `key`: a rerun with its trigger set; returns when it was sent."""
+        """Press the button whose key (or label) is `key`: a rerun with its trigger set, scoped to the fragment that
+        drew the button if one did (as the browser does: e.g. Step reruns only the live area); returns when it was
+        sent."""
         with self._cv:
             wid = self.widgets.get(key)
+            fragment_id = self.fragment_of.get(wid, "")
         if wid is None:
             raise KeyError(f"no widget {key!r} on the page; known: {sorted(self.widgets)}; "
                            f"exceptions on the page: {self.exceptions}")
         w = WidgetState(id=wid, trigger_value=True)
-        return self._rerun([w])
+        return self._rerun([w], fragment_id=fragment_id)
 
     def rerun(self) -> float:
         """A plain full rerun (what pressing R does)."""
@@ -283,6 +287,7 @@ class StreamTab:
             if label:
                 self.widgets[label] = wid
             self.disabled[wid] = bool(getattr(inner, "disabled", False))
+            self.fragment_of[wid] = delta.fragment_id
         if etype == "exception":
             self.exceptions.append(f"{el.exception.type}: {el.exception.message}")
         run = self._current
@@ -340,11 +345,11 @@ class StreamTab:
                                        f"{self.status_text!r}, running={self.running}, exceptions {self.exceptions}")
                 self._cv.wait(timeout=min(left, 0.5))
 
-    def wait_done(self, since: float, timeout: float | None = None) -> Run:
-        """Until a full run that started after `since` (e.g. a click's send time) is over, and no run is going on
-        or was cut short for a rerun; returns that full run."""
+    def wait_done(self, since: float, timeout: float | None = None, fragment: bool = False) -> Run:
+        """Until a full run (a fragment run if `fragment`, e.g. after pressing Step) that started after `since` (e.g.
+        a click's send time) is over, and no run is going on or was cut short for a rerun; returns that run."""
         def done(s):
-            full = [r for r in s.runs if not r.fragment and r.started_at >= since]
+            full = [r for r in s.runs if r.fragment == fragment and r.started_at >= since]
             last = s.runs[-1] if s.runs else None
             ok = full and last.done and last.status in TERMINAL and not s.running and s._current is None
             return full[-1] if ok else None

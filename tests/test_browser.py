@@ -246,6 +246,44 @@ def test_gradient_flow_start_pause_step(open_app):
     app.assert_no_exception("gradient_flow after Step")
 
 
+def test_step_reruns_only_the_live_area(open_app):
+    """Step is drawn by the live fragment (into its place in the sidebar), so a click reruns that fragment alone:
+    every delta the server sends belongs to it, the only one in the sidebar is the Step button itself, and the run
+    ends as a fragment run. A whole-page run rebuilt and re-sent the sidebar and everything around the charts
+    (bench/bench_ui.py: Step -> chart took twice as long)."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    app = open_app()
+    frames: list[bytes] = []
+    app.page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f) if isinstance(f, bytes)
+                                              else None) if "_stcore/stream" in ws.url else None)
+    app.goto("/gradient_flow")
+    line = app.page.locator(".st-key-gf_curve .scatterlayer .trace path.js-line").first
+    line.wait_for()
+    for _ in range(3):
+        frames.clear()
+        before, d0 = app.steps(), line.get_attribute("d")
+        assert app.step() == [s + 1 for s in before], app.status_text()
+        app.page.wait_for_function("([sel, d0]) => { const p = document.querySelector(sel); "
+                                   "return p && p.getAttribute('d') !== d0; }",
+                                   arg=[".st-key-gf_curve .scatterlayer .trace path.js-line", d0])
+        msgs = [ForwardMsg.FromString(f) for f in frames]
+        kinds = [m.WhichOneof("type") for m in msgs]
+        assert "new_session" in kinds, f"no script run was seen: {kinds}"
+        finished = [m.script_finished for m in msgs if m.WhichOneof("type") == "script_finished"]
+        assert finished == [ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY], \
+            f"Step ran {finished} (0 = the whole page, 3 = the live fragment)"
+        deltas = [m for m in msgs if m.WhichOneof("type") == "delta"]
+        assert len(deltas) > 5 and all(m.delta.fragment_id for m in deltas), "a delta from outside the live area"
+        sidebar = [m.delta for m in deltas if m.metadata.delta_path[0] == 1]  # root 1 = the sidebar
+        elements = [d.new_element for d in sidebar if d.WhichOneof("type") == "new_element"]
+        assert [e.WhichOneof("type") for e in elements] == ["button"] and elements[0].button.id.endswith("-btn_step"), \
+            f"the sidebar got more than its Step button: {elements}"
+        assert all(d.WhichOneof("type") == "add_block" and d.add_block.WhichOneof("type") == "transparent"
+                   for d in sidebar if d.WhichOneof("type") != "new_element"), sidebar  # the slot's own wrapper
+    app.assert_no_exception("gradient_flow after fragment Steps")
+
+
 def test_start_after_steps_keeps_the_page(open_app):
     """Start runs the whole page with the live fragment in it; when that run trained longer than a tick, the
     browser's tick timer fired during it and Streamlit's client failed on the next deltas ("Bad delta path index
