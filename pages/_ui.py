@@ -88,7 +88,7 @@ def setup(training_controls: bool = True, home: bool = False) -> Controls:
     its Start and Step open the page the runs are shown on (the loaded preset's, else Gradient flow)."""
     _leave_v1_pages_mode()
     init_session()
-    st.session_state.pop("step_slot", None)  # a slot is only good for the run whose sidebar made it
+    st.session_state.pop("transport_slots", None)  # slots are only good for the run whose sidebar made them
     return sidebar(home) if training_controls else _sidebar_note()
 
 
@@ -183,8 +183,10 @@ def _training_lock() -> threading.Lock:
 
 
 def _click_waiting() -> bool:
-    """True when the user did something (a click, a changed widget) that reruns the page while a tick trains:
-    the tick then stops training at once, so Pause, Step and every control answer within one training step."""
+    """True when the user did something (a click, a changed widget) while a tick trains: the tick then stops
+    training at once, so Pause and every control answer within one training step. That is a rerun of the whole page
+    waiting, or a rerun of the live area that is not the browser's tick timer (a button the fragment drew, such as
+    Pause: Streamlit lets it wait for the running tick instead of interrupting it)."""
     try:
         from streamlit.runtime.scriptrunner_utils.script_requests import (
             ScriptRequestType,
@@ -195,7 +197,11 @@ def _click_waiting() -> bool:
         if req is None or req._state != ScriptRequestType.RERUN:
             return False
         data = req._rerun_data
-        return not _fragment_run_should_not_preempt_script(data.fragment_id_queue, data.is_fragment_scoped_rerun)
+        if not _fragment_run_should_not_preempt_script(data.fragment_id_queue, data.is_fragment_scoped_rerun):
+            return True
+        # a timer tick and a click coalesced into one request keep the click's trigger
+        return not data.is_auto_rerun or any(w.WhichOneof("value") == "trigger_value" and w.trigger_value
+                                             for w in (data.widget_states.widgets if data.widget_states else ()))
     except (AttributeError, ImportError):  # another Streamlit version: train the whole budget
         return False
 
@@ -313,6 +319,7 @@ def _toggle_presentation() -> None:
 
 def _pause() -> None:
     st.session_state.running = False
+    st.session_state.paused_now = True  # read by the live fragment's run this click starts (see live)
 
 
 def _with(options: list, value) -> list:
@@ -326,13 +333,9 @@ def sidebar(home: bool = False) -> Controls:
     ss = st.session_state
     _write_widgets(ss.controls)
     sb = st.sidebar
-    if ss.running:
-        sb.button("❚❚ Pause", on_click=_pause, width="stretch", key="btn_pause")
-    else:
-        sb.button("▶ Start", on_click=_start, args=(home,), width="stretch", type="primary", key="btn_start",
-                  help="Opens the page the runs are shown on" if home else None)
+    start_slot = sb.empty()
     b2, b3 = sb.columns(2)
-    ss.step_slot = b2.empty()  # Step is drawn by the live area (see live), or by step_outside_live
+    ss.transport_slots = (start_slot, b2.empty())  # Start/Pause and Step: drawn by the live area (see live)
     b3.button("Reset", on_click=reset_runs, width="stretch", key="btn_reset", help="New models, same settings")
     ss.present_toggle = presenting()  # widget state does not survive a page without this sidebar
     sb.toggle("Presentation mode", key="present_toggle", on_change=_toggle_presentation,
@@ -402,31 +405,39 @@ def sidebar(home: bool = False) -> Controls:
     c = ss.controls
     _mirror_url(c)
     if home:  # the runs (or why they cannot run) are shown on the page Start and Step open
-        step_outside_live(then=_open_runs_page)
+        transport_outside_live(home=True)
     return c
 
 
-def _step_button(slot) -> bool:
-    return slot.button("Step", width="stretch", key="btn_step", disabled=st.session_state.running,
-                       help="One optimisation step, then a fresh snapshot")
+def _transport(slots, home: bool = False) -> bool:
+    """Draw Start (or Pause) and Step into the sidebar's slots; True when Step was pressed."""
+    start_slot, step_slot = slots
+    if st.session_state.running:
+        start_slot.button("❚❚ Pause", on_click=_pause, width="stretch", key="btn_pause")
+    else:
+        start_slot.button("▶ Start", on_click=_start, args=(home,), width="stretch", type="primary",
+                          key="btn_start", help="Opens the page the runs are shown on" if home else None)
+    return step_slot.button("Step", width="stretch", key="btn_step", disabled=st.session_state.running,
+                            help="One optimisation step, then a fresh snapshot")
 
 
-def step_outside_live(then=None) -> None:
-    """Draw the sidebar's Step on a page without a live area (Home, a page that stops before its charts): a click
-    reruns the whole page, steps the runs if their budget allows, then calls `then` and reruns."""
-    slot = st.session_state.pop("step_slot", None)
-    if slot is None or not _step_button(slot):
+def transport_outside_live(home: bool = False) -> None:
+    """Draw Start/Pause and Step on a page without a live area (Home, a page that stops before its charts): a
+    click reruns the whole page; Step steps the runs if their budget allows. Home shows no runs: its Step then
+    opens the page they are shown on."""
+    slots = st.session_state.pop("transport_slots", None)
+    if slots is None or not _transport(slots, home):
         return
     if check_budget(controls()) is None:
         step_once(experiment())
-    if then is not None:
-        then()
+    if home:
+        _open_runs_page()
         st.rerun()
 
 
 def stop_page() -> None:
-    """End the page here (st.stop) with the sidebar complete: its Step is drawn outside the live area."""
-    step_outside_live()
+    """End the page here (st.stop) with the sidebar complete: its Start and Step are drawn outside a live area."""
+    transport_outside_live()
     st.stop()
 
 
@@ -453,25 +464,32 @@ def live(render) -> None:
     """Run `render(runs)` in a fragment that, while running, trains a time-budgeted chunk each tick.
 
     Ticks are driven by the browser (st.fragment(run_every=...)): no open tab, no training. When every run has
-    diverged the whole page reruns once, so Start comes back and the ticking stops. The sidebar's Step is drawn
-    by this fragment (into its slot there), so a Step reruns only the live area: the sidebar and the page around
-    are not rebuilt or re-sent (Step -> redrawn chart in about half the time of a whole-page run).
+    diverged the whole page reruns once, so Start comes back and the ticking stops.
+
+    The sidebar's Start/Pause and Step are drawn by this fragment (into their slots there), so pressing one reruns
+    only the live area: the sidebar and the page around it are not rebuilt or re-sent, and the browser shows the
+    answer in about half the time of a whole-page run. Only a full run can start or stop the fragment's ticking:
+    Start reruns the whole page at once; Pause is answered by the fragment (▶ Start back, the runs level) and the
+    next tick, training nothing, reruns the whole page.
     """
     c = controls()
     if not budget_guard(c):
-        step_outside_live()
+        transport_outside_live()
         _draw_intro()
         return
     running = st.session_state.running
-    slot = st.session_state.pop("step_slot", None)  # this full run's; a fragment rerun redraws into it
+    slots = st.session_state.pop("transport_slots", None)  # this full run's; a fragment rerun redraws into them
 
     @st.fragment(run_every=TICK_SECONDS if running else None)
     def _live():
         ss = st.session_state
-        stepped = slot is not None and _step_button(slot)
+        paused_now = ss.pop("paused_now", False) and _fragment_tick()  # Pause pressed: this run answers it
+        stepped = slots is not None and _transport(slots)
         exp = experiment()
         if stepped:
             step_once(exp)
+        if ss.running != running and not paused_now:  # the ticking must start or stop: only a full run can do it
+            st.rerun()  # after Pause this is the next tick's, so the click itself is answered by this fragment
         sid, t0 = _session_id(), time.perf_counter()
         if ss.running:
             grant = admission().request(sid)  # a slot and this tick's fair share, or a place in the queue
@@ -490,12 +508,18 @@ def live(render) -> None:
                 ss.running = False  # a preset pauses at its N, where its claims are checked (Start goes on)
                 admission().release(sid)
                 st.rerun()  # scope "app": the sidebar shows Start again and this fragment stops ticking
+            if _fragment_tick() and _click_waiting():  # e.g. Pause: answer it now instead of drawing this tick
+                st.rerun(scope="fragment")  # joins the waiting click's rerun, which then starts at once
         else:
             admission().release(sid)
             settle(exp)
         status(exp)
         claims(exp)
-        render(exp.runs)
+        ss.charts_as_drawn = paused_now  # Pause's run resends the figures as they are; the full run after rebuilds
+        try:
+            render(exp.runs)
+        finally:
+            ss.charts_as_drawn = False
         if ss.running:
             admission().report(sid, time.perf_counter() - t0)  # its server time: the overhead beyond training
 
@@ -613,12 +637,15 @@ def chart(fig, key: str, every: float | None = None, deps: tuple = ()) -> None:
     main chart follows every tick). In between, the figure built last is sent again unchanged: no rebuild on the
     server, and no redraw in the browser, whose plotly element skips a figure it already shows (measured: an
     unchanged figure costs the browser ~5 ms, a changed one ~40 ms). `deps` are the chart's other inputs
-    (a selected layer, example, ...): a change rebuilds at once. Paused, every chart is rebuilt on every run."""
+    (a selected layer, example, ...): a change rebuilds at once. Paused, every chart is rebuilt on every run, except
+    in the run that answers Pause (it resends what is drawn, so ▶ Start is back sooner; the full run after it
+    rebuilds)."""
     ss = st.session_state
     cache = ss.setdefault("chart_cache", {})
     state = (id(ss.get("experiment")), snapshot_step(), presenting(), deps)
     now, hit = time.perf_counter(), cache.get(key)
-    if every is not None and ss.get("running") and hit is not None and hit[1] == state and now - hit[0] < every:
+    if hit is not None and hit[1] == state and (
+            ss.get("charts_as_drawn") or (every is not None and ss.get("running") and now - hit[0] < every)):
         fig = hit[2]
     else:
         fig = fig() if callable(fig) else fig

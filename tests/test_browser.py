@@ -248,7 +248,7 @@ def test_gradient_flow_start_pause_step(open_app):
 
 def test_step_reruns_only_the_live_area(open_app):
     """Step is drawn by the live fragment (into its place in the sidebar), so a click reruns that fragment alone:
-    every delta the server sends belongs to it, the only one in the sidebar is the Step button itself, and the run
+    every delta the server sends belongs to it, the only ones in the sidebar are its Start and Step buttons, and the run
     ends as a fragment run. A whole-page run rebuilt and re-sent the sidebar and everything around the charts
     (bench/bench_ui.py: Step -> chart took twice as long)."""
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -276,12 +276,55 @@ def test_step_reruns_only_the_live_area(open_app):
         deltas = [m for m in msgs if m.WhichOneof("type") == "delta"]
         assert len(deltas) > 5 and all(m.delta.fragment_id for m in deltas), "a delta from outside the live area"
         sidebar = [m.delta for m in deltas if m.metadata.delta_path[0] == 1]  # root 1 = the sidebar
-        elements = [d.new_element for d in sidebar if d.WhichOneof("type") == "new_element"]
-        assert [e.WhichOneof("type") for e in elements] == ["button"] and elements[0].button.id.endswith("-btn_step"), \
-            f"the sidebar got more than its Step button: {elements}"
+        buttons = [d.new_element.button.id.rsplit("-", 1)[-1] for d in sidebar if d.WhichOneof("type") == "new_element"
+                   and d.new_element.WhichOneof("type") == "button"]
+        assert buttons == ["btn_start", "btn_step"] and len(buttons) == sum(d.WhichOneof("type") == "new_element"
+                                                                          for d in sidebar), \
+            f"the sidebar got more than its Start and Step buttons: {sidebar}"
         assert all(d.WhichOneof("type") == "add_block" and d.add_block.WhichOneof("type") == "transparent"
                    for d in sidebar if d.WhichOneof("type") != "new_element"), sidebar  # the slot's own wrapper
     app.assert_no_exception("gradient_flow after fragment Steps")
+
+
+def test_pause_is_answered_by_the_live_area_then_ticking_stops(open_app):
+    """Pause is drawn by the live fragment too: the run that answers the click is that fragment's (▶ Start back
+    without rebuilding the page), the next tick reruns the whole page, which stops the ticking (no run after it),
+    and a Step pressed at once after Pause, before that tick, is not lost."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    app = open_app()
+    frames: list[bytes] = []
+    app.page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f) if isinstance(f, bytes)
+                                              else None) if "_stcore/stream" in ws.url else None)
+    app.goto("/gradient_flow")
+    app.page.wait_for_selector(".st-key-gf_curve .main-svg")
+    for k in range(3):
+        app.start()
+        app.wait_steps(lambda s: min(s) > 0)
+        app.page.wait_for_timeout(700 + 300 * k)
+        frames.clear()
+        if k == 2:  # Pause, then Step at once (before the next tick)
+            app.click_sidebar_button("❚❚ Pause")
+            app.sidebar_button("▶ Start").wait_for(state="visible")
+            app.page.wait_for_function("() => Array.from(document.querySelectorAll("
+                                       "'[data-testid=\"stMarkdownContainer\"]'))"
+                                       ".some(e => e.innerText.includes('· paused'))")
+            before = app.steps()
+            after = app.step()
+            assert after == [max(before) + 1] * 3, f"Step right after Pause: {before} -> {after}"
+        else:
+            app.pause()
+        app.page.wait_for_timeout(1500)  # the tick that reruns the page, then several tick periods
+        ends = [m.script_finished for m in map(ForwardMsg.FromString, frames)
+                if m.WhichOneof("type") == "script_finished"]
+        ends = [e for e in ends if e != ForwardMsg.FINISHED_EARLY_FOR_RERUN]  # runs not cut short for another
+        assert ends and ends[0] == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY, \
+            f"Pause was not answered by the live area: {ends} (0 = whole page, 3 = fragment)"
+        assert ForwardMsg.FINISHED_SUCCESSFULLY in ends, f"the page never reran after Pause: {ends}"
+        after_full = ends[len(ends) - ends[::-1].index(ForwardMsg.FINISHED_SUCCESSFULLY):]
+        assert len(after_full) <= (1 if k == 2 else 0), f"ticks went on after the page reran: {ends}"  # 1: the Step
+        assert "paused" in app.status_text(), app.status_text()
+    app.assert_no_exception("gradient_flow after Pause")
 
 
 def test_start_after_steps_keeps_the_page(open_app):
