@@ -641,6 +641,8 @@ def chart(fig, key: str, every: float | None = None, deps: tuple = ()) -> None:
     in the run that answers Pause (it resends what is drawn, so ▶ Start is back sooner; the full run after it
     rebuilds)."""
     ss = st.session_state
+    if ss.get("running") and _fragment_tick() and _click_waiting():  # a click (Pause) waits behind this tick's
+        st.rerun(scope="fragment")  # drawing: the figures already shown stay, and the click's run starts now
     cache = ss.setdefault("chart_cache", {})
     state = (id(ss.get("experiment")), snapshot_step(), presenting(), deps)
     now, hit = time.perf_counter(), cache.get(key)
