@@ -336,7 +336,9 @@ def sidebar(home: bool = False) -> Controls:
     start_slot = sb.empty()
     b2, b3 = sb.columns(2)
     ss.transport_slots = (start_slot, b2.empty())  # Start/Pause and Step: drawn by the live area (see live)
-    b3.button("Reset", on_click=reset_runs, width="stretch", key="btn_reset", help="New models, same settings")
+    b3.button("Reset", on_click=reset_runs, width="stretch", key="btn_reset")
+    if not presenting():  # not as tooltips: Streamlit draws them above the button, over ▶ Start
+        sb.caption("Step: one optimisation step, then a fresh snapshot. Reset: new models, same settings.")
     ss.present_toggle = presenting()  # widget state does not survive a page without this sidebar
     sb.toggle("Presentation mode", key="present_toggle", on_change=_toggle_presentation,
               help="For a projector: larger chart text, no long explanations. Kept in the URL (present=1).")
@@ -417,8 +419,7 @@ def _transport(slots, home: bool = False) -> bool:
     else:
         start_slot.button("▶ Start", on_click=_start, args=(home,), width="stretch", type="primary",
                           key="btn_start", help="Opens the page the runs are shown on" if home else None)
-    return step_slot.button("Step", width="stretch", key="btn_step", disabled=st.session_state.running,
-                            help="One optimisation step, then a fresh snapshot")
+    return step_slot.button("Step", width="stretch", key="btn_step", disabled=st.session_state.running)
 
 
 def transport_outside_live(home: bool = False) -> None:

@@ -327,6 +327,23 @@ def test_pause_is_answered_by_the_live_area_then_ticking_stops(open_app):
     app.assert_no_exception("gradient_flow after Pause")
 
 
+def test_no_tooltip_covers_start(open_app):
+    """Hovering Step or Reset must not cover ▶ Start: Streamlit draws a button's help tooltip above it, which hid
+    Start (issue 10); what they do is said in a caption under them instead."""
+    app = open_app("/gradient_flow")
+    start = app.sidebar_button("▶ Start").bounding_box()
+    for key in ("btn_step", "btn_reset"):
+        app.page.locator(f'[data-testid="stSidebar"] .st-key-{key} button').first.hover()
+        app.page.wait_for_timeout(800)  # a tooltip opens after a short delay
+        tips = app.page.evaluate("""() => Array.from(document.querySelectorAll('[data-testid="stTooltipContent"]'))
+            .map(e => e.getBoundingClientRect()).filter(r => r.width > 0)
+            .map(r => [r.left, r.top, r.right, r.bottom])""")
+        over = [t for t in tips if t[0] < start["x"] + start["width"] and t[2] > start["x"]
+                and t[1] < start["y"] + start["height"] and t[3] > start["y"]]
+        assert not over, f"hovering {key} covers ▶ Start with a tooltip at {over}"
+    assert "Step: one optimisation step" in app.sidebar_text()
+
+
 def test_start_after_steps_keeps_the_page(open_app):
     """Start runs the whole page with the live fragment in it; when that run trained longer than a tick, the
     browser's tick timer fired during it and Streamlit's client failed on the next deltas ("Bad delta path index
