@@ -402,7 +402,10 @@ class App:
 
     def select_option(self, label: str, option: str) -> None:
         """Pick `option` (its shown text) in the sidebar selectbox labelled `label`; wait for the rerun."""
-        self.page.locator(SIDEBAR).locator(f'input[aria-label="{label}"]').first.click()
+        box = self.page.locator(SIDEBAR).locator(f'input[aria-label="{label}"]').first
+        # mid-sidebar first: at the viewport's bottom edge the dropdown opened with no options in it
+        box.evaluate("e => e.scrollIntoView({block: 'center'})")
+        box.click()
         with self.rerun():
             self.page.get_by_role("option", name=option, exact=True).click()
 
