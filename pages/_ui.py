@@ -224,6 +224,13 @@ def _fragment_tick() -> bool:
     return bool(ctx is not None and ctx.fragment_ids_this_run)
 
 
+def answer_waiting_click() -> None:
+    """In a training tick, end the tick here when a click waits (see _click_waiting): st.rerun(scope="fragment")
+    joins the click's rerun, which starts at once; what this tick already drew stays shown."""
+    if st.session_state.get("running") and _fragment_tick() and _click_waiting():
+        st.rerun(scope="fragment")
+
+
 def train_tick(exp: Experiment, budget: float, rounds: int = 1_000_000) -> None:
     """One time-budgeted chunk of lockstep training (Experiment.step, at most `rounds`), unless another script
     thread of this session is training right now; cut short when a click is waiting."""
@@ -509,8 +516,7 @@ def live(render) -> None:
                 ss.running = False  # a preset pauses at its N, where its claims are checked (Start goes on)
                 admission().release(sid)
                 st.rerun()  # scope "app": the sidebar shows Start again and this fragment stops ticking
-            if _fragment_tick() and _click_waiting():  # e.g. Pause: answer it now instead of drawing this tick
-                st.rerun(scope="fragment")  # joins the waiting click's rerun, which then starts at once
+            answer_waiting_click()  # e.g. Pause: answered now instead of this tick drawing first
         else:
             admission().release(sid)
             settle(exp)
@@ -642,8 +648,7 @@ def chart(fig, key: str, every: float | None = None, deps: tuple = ()) -> None:
     in the run that answers Pause (it resends what is drawn, so ▶ Start is back sooner; the full run after it
     rebuilds)."""
     ss = st.session_state
-    if ss.get("running") and _fragment_tick() and _click_waiting():  # a click (Pause) waits behind this tick's
-        st.rerun(scope="fragment")  # drawing: the figures already shown stay, and the click's run starts now
+    answer_waiting_click()  # before the figure is built: a click waiting behind this tick's drawing goes first
     cache = ss.setdefault("chart_cache", {})
     state = (id(ss.get("experiment")), snapshot_step(), presenting(), deps)
     now, hit = time.perf_counter(), cache.get(key)

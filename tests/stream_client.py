@@ -349,10 +349,10 @@ class StreamTab:
         """Until a full run (a fragment run if `fragment`, e.g. after pressing Step) that started after `since` (e.g.
         a click's send time) is over, and no run is going on or was cut short for a rerun; returns that run."""
         def done(s):
-            full = [r for r in s.runs if r.fragment == fragment and r.started_at >= since]
+            runs = [r for r in s.runs if r.fragment == fragment and r.started_at >= since]
             last = s.runs[-1] if s.runs else None
-            ok = full and last.done and last.status in TERMINAL and not s.running and s._current is None
-            return full[-1] if ok else None
+            ok = runs and last.done and last.status in TERMINAL and not s.running and s._current is None
+            return runs[-1] if ok else None
         return self.wait_for(done, timeout, "run finished")
 
     def wait_idle(self, timeout: float | None = None) -> None:

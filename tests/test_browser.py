@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from tests.browser import (
     APP_IDLE,
@@ -122,6 +123,14 @@ def open_app(request, browser, app_server):
 def labels(app: App) -> list[str]:
     """Run labels in the status line, in order ("RNN (tanh)", "GRU + Bahdanau attention", ...)."""
     return [s.strip().strip("*") for s in LABEL_RE.findall(app.status_text())]
+
+
+def record_frames(app: App) -> list[bytes]:
+    """The binary frames the server sends this page's Streamlit websocket from now on (ForwardMsg protobufs)."""
+    frames: list[bytes] = []
+    app.page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f) if isinstance(f, bytes)
+                                              else None) if "_stcore/stream" in ws.url else None)
+    return frames
 
 
 # -- 1. every page ----------------------------------------------------------------------------------------------
@@ -251,12 +260,8 @@ def test_step_reruns_only_the_live_area(open_app):
     every delta the server sends belongs to it, the only ones in the sidebar are its Start and Step buttons, and the run
     ends as a fragment run. A whole-page run rebuilt and re-sent the sidebar and everything around the charts
     (bench/bench_ui.py: Step -> chart took twice as long)."""
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
     app = open_app()
-    frames: list[bytes] = []
-    app.page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f) if isinstance(f, bytes)
-                                              else None) if "_stcore/stream" in ws.url else None)
+    frames = record_frames(app)
     app.goto("/gradient_flow")
     line = app.page.locator(".st-key-gf_curve .scatterlayer .trace path.js-line").first
     line.wait_for()
@@ -290,12 +295,8 @@ def test_pause_is_answered_by_the_live_area_then_ticking_stops(open_app):
     """Pause is drawn by the live fragment too: the run that answers the click is that fragment's (▶ Start back
     without rebuilding the page), the next tick reruns the whole page, which stops the ticking (no run after it),
     and a Step pressed at once after Pause, before that tick, is not lost."""
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
     app = open_app()
-    frames: list[bytes] = []
-    app.page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f) if isinstance(f, bytes)
-                                              else None) if "_stcore/stream" in ws.url else None)
+    frames = record_frames(app)
     app.goto("/gradient_flow")
     app.page.wait_for_selector(".st-key-gf_curve .main-svg")
     for k in range(3):
