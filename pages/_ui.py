@@ -7,6 +7,7 @@ Thin by design: every number and figure comes from `rnnviz`. Each browser sessio
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import fields, replace
@@ -33,6 +34,7 @@ from rnnviz.training import Trainer
 
 TICK_SECONDS = 0.5  # the browser asks for the next live tick this often (a slower tick is followed at once)
 FULL_RUN_BUDGET = 0.2  # seconds of training in a full script run (a tick of the fragment trains its grant)
+TICK_LOG = os.environ.get("RNNVIZ_TICK_LOG")  # a file: one line per drawn training tick (bench_presets_live reads it)
 LIVE_EVERY = 2.0  # while training, a page's secondary charts are rebuilt at most this often (seconds)
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 SEQ2SEQ = ("reverse", "copy", "sort")
@@ -498,7 +500,7 @@ def live(render) -> None:
             step_once(exp)
         if ss.running != running and not paused_now:  # the ticking must start or stop: only a full run can do it
             st.rerun()  # after Pause this is the next tick's, so the click itself is answered by this fragment
-        sid, t0 = _session_id(), time.perf_counter()
+        sid, t0, trained = _session_id(), time.perf_counter(), (0, 0.0)
         if ss.running:
             grant = admission().request(sid)  # a slot and this tick's fair share, or a place in the queue
             if not grant.admitted:
@@ -511,7 +513,9 @@ def live(render) -> None:
             # a full run (Start, a changed control) trains briefly: the browser's tick timer fires during a full run
             # longer than a tick, and Streamlit's client then fails on the next deltas ("Bad delta path index")
             budget = grant.budget if _fragment_tick() else min(grant.budget, FULL_RUN_BUDGET)
+            steps0, t_train = exp.steps, time.perf_counter()
             train_tick(exp, budget, to_n or 1_000_000)  # a click cuts it short
+            trained = (exp.steps - steps0, time.perf_counter() - t_train)
             if exp.finished or (to_n is not None and exp.steps >= preset.steps):
                 ss.running = False  # a preset pauses at its N, where its claims are checked (Start goes on)
                 admission().release(sid)
@@ -529,9 +533,20 @@ def live(render) -> None:
             ss.charts_as_drawn = False
         if ss.running:
             admission().report(sid, time.perf_counter() - t0)  # its server time: the overhead beyond training
+            if TICK_LOG:
+                _log_tick(sid, t0, trained)
 
     _live()
     _draw_intro()
+
+
+def _log_tick(sid: str, t0: float, trained: tuple[int, float]) -> None:
+    """Append `start  session  kind  steps  train_s  tick_s` to TICK_LOG: start on time.perf_counter's clock
+    (CLOCK_MONOTONIC on Linux, shared by every process), kind "tick" for the fragment's timer, "full" otherwise."""
+    line = (f"{t0:.4f}\t{sid[:8]}\t{'tick' if _fragment_tick() else 'full'}\t{trained[0]}\t{trained[1]:.4f}\t"
+            f"{time.perf_counter() - t0:.4f}\n")
+    with open(TICK_LOG, "a") as f:
+        f.write(line)
 
 
 def status(exp: Experiment, queued: bool = False) -> None:

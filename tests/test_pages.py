@@ -389,3 +389,31 @@ def test_while_training_secondary_charts_are_sent_unchanged_and_rebuilt_when_pau
     paused = chart_specs(at)
     assert all(paused[k] != first[k] for k in secondary if k != "gf_curve0"), "paused: every chart is current"
     assert paused["gf_curve0"] == first["gf_curve0"]  # step 0 does not change
+
+
+def test_tick_log_records_every_training_run_with_its_steps(monkeypatch, tmp_path):
+    """RNNVIZ_TICK_LOG (read by bench/bench_presets_live.py): one line per training run of the live area, whose
+    steps add up to what the status line shows and whose training time is part of the run's time."""
+    import time
+
+    import pages._ui as ui
+
+    log = tmp_path / "ticks.tsv"
+    monkeypatch.setattr(ui, "TICK_LOG", str(log))
+    at = app().run()
+    at.switch_page("pages/gradient_flow.py").run()
+    at.button(key="btn_step").click().run()  # paused: a Step trains but is not a training tick
+    assert not log.exists()
+    before, t0 = step_counts(at)[0], time.perf_counter()
+    at.button(key="btn_start").click().run()
+    at.run()
+    at.run()
+    no_exception(at)
+    rows = [line.split("\t") for line in log.read_text().splitlines()]
+    assert len(rows) == 3, rows  # AppTest runs the whole script: each run is a "full" one
+    assert all(len(r) == 6 and r[2] == "full" for r in rows), rows
+    assert len({r[1] for r in rows}) == 1  # one session
+    starts = [float(r[0]) for r in rows]
+    assert t0 <= starts[0] < starts[1] < starts[2] <= time.perf_counter()  # the shared monotonic clock
+    assert all(0 < float(r[4]) <= float(r[5]) for r in rows)  # training is part of the run
+    assert sum(int(r[3]) for r in rows) == step_counts(at)[0] - before > 0
