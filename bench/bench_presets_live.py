@@ -75,7 +75,7 @@ def _next_redraw(app: App, timeout: float = 10.0) -> tuple[float, int]:
 
 
 def live_to_n(app: App, preset, limit: float) -> dict:
-    """Home -> the preset -> ▶ Start, until every run is at N (the preset pauses there): seconds, rate, claims."""
+    """Home -> the preset -> ▶ Start, until every run is at N (the preset pauses there): seconds, claims."""
     app.goto("/")
     app.load_preset(preset.name)
     app.start()
@@ -87,11 +87,9 @@ def live_to_n(app: App, preset, limit: float) -> dict:
             reached = time.perf_counter() - t0
             break
         app.page.wait_for_timeout(100)
-    steps_now = max(n for n, _ in _steps(app))
-    elapsed = time.perf_counter() - t0
     app.wait_idle()
     head = app.page.get_by_text(re.compile(r"^The preset's claims")).first.inner_text()
-    return {"seconds": reached, "rate": steps_now / elapsed, "claims": head}
+    return {"seconds": reached, "claims": head}
 
 
 def dashboard_rate(app: App, window: float) -> tuple[float, float, float] | None:

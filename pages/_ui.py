@@ -532,21 +532,21 @@ def live(render) -> None:
         finally:
             ss.charts_as_drawn = False
         if ss.running:
-            admission().report(sid, time.perf_counter() - t0)  # its server time: the overhead beyond training
+            tick = time.perf_counter() - t0
+            admission().report(sid, tick)  # its server time: the overhead beyond training
             if TICK_LOG:
-                _log_tick(sid, t0, trained)
+                _log_tick(sid, t0, tick, trained)
 
     _live()
     _draw_intro()
 
 
-def _log_tick(sid: str, t0: float, trained: tuple[int, float]) -> None:
+def _log_tick(sid: str, t0: float, tick: float, trained: tuple[int, float]) -> None:
     """Append `start  session  kind  steps  train_s  tick_s` to TICK_LOG: start on time.perf_counter's clock
     (CLOCK_MONOTONIC on Linux, shared by every process), kind "tick" for the fragment's timer, "full" otherwise."""
-    line = (f"{t0:.4f}\t{sid[:8]}\t{'tick' if _fragment_tick() else 'full'}\t{trained[0]}\t{trained[1]:.4f}\t"
-            f"{time.perf_counter() - t0:.4f}\n")
+    kind = "tick" if _fragment_tick() else "full"
     with open(TICK_LOG, "a") as f:
-        f.write(line)
+        f.write(f"{t0:.4f}\t{sid[:8]}\t{kind}\t{trained[0]}\t{trained[1]:.4f}\t{tick:.4f}\n")
 
 
 def status(exp: Experiment, queued: bool = False) -> None:
